@@ -1,0 +1,999 @@
+//! The scheduler. It owns every job, runs each provider's jobs up to that
+//! provider's concurrency limit on the tokio runtime, drives each job through
+//! submit → poll → download → write, and publishes every change as an
+//! [`Event`]. Job tasks never touch shared state: they send updates to the
+//! engine loop, which applies them through the pure state machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::imaging::{self, ImagingError};
+use crate::jobs::events::{Command, Event, NewJob, OutputSpec};
+use crate::jobs::job::{InputKind, Job, JobId, JobInput, JobState, Transition};
+use crate::jobs::output::{PendingOutput, output_dir_for};
+use crate::providers::{
+    AssetSource, HttpClient, JobReporter, JobRequest, JobResult, PollStatus, Provider,
+    ProviderError, ProviderId, ProviderInfo, ResultAsset, Submission, providers_accepting,
+};
+
+/// How often a remote job is polled.
+#[derive(Debug, Clone)]
+pub struct PollPolicy {
+    /// The first wait; providers rarely finish sooner.
+    pub initial_interval: Duration,
+    /// The longest wait between polls; the interval grows ×1.5 up to it, so
+    /// long jobs are not hammered.
+    pub max_interval: Duration,
+    /// Overrides every provider's own deadline when set.
+    pub deadline: Option<Duration>,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            initial_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(5),
+            deadline: None,
+        }
+    }
+}
+
+/// What the engine needs besides the providers.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Polling cadence.
+    pub poll: PollPolicy,
+    /// Jobs in flight per provider; providers not listed use their default.
+    pub concurrency: BTreeMap<ProviderId, usize>,
+}
+
+/// Why a job failed, in words for the user: the provider's name first, what
+/// happened, what to do, and any path last.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The provider (or the way to it) failed.
+    #[error("{provider}: {source}")]
+    Provider {
+        /// The provider's name.
+        provider: &'static str,
+        /// What went wrong.
+        source: ProviderError,
+    },
+    /// The result could not be written.
+    #[error("{action}: {source}: {path}")]
+    Output {
+        /// What Cutout was doing.
+        action: &'static str,
+        /// The error.
+        source: std::io::Error,
+        /// The file or folder.
+        path: PathBuf,
+    },
+    /// The result could not be converted to the requested format.
+    #[error(transparent)]
+    Imaging(#[from] ImagingError),
+    /// The job can never run as asked (wrong kind of input, unknown model).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl JobError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            JobError::Provider { source, .. } => source.is_retryable(),
+            JobError::Output { .. } => true,
+            JobError::Imaging(_) | JobError::Unsupported(_) => false,
+        }
+    }
+}
+
+/// A front end's connection to a running engine.
+#[derive(Debug)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl EngineHandle {
+    /// Sends a command; ignored if the engine has stopped.
+    pub fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Waits for the next event; `None` once the engine has stopped.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is waiting, for a UI that drains events each
+    /// frame without blocking.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+}
+
+struct ProviderSlot {
+    provider: Arc<dyn Provider>,
+    limit: Arc<Semaphore>,
+}
+
+struct Entry {
+    job: Job,
+    spec: NewJob,
+    /// Set while a task runs the job.
+    cancel: Option<CancellationToken>,
+    /// The provider fully accepted the job during the current run (its
+    /// `submit` returned), so the remote job exists and is started.
+    accepted: bool,
+    /// The job failed after the provider accepted it, for a reason that
+    /// does not need a new submission: a retry polls `remote_id` again.
+    /// A job whose submission broke off half-way (say, a video draft that
+    /// was created but never started) is submitted afresh instead.
+    resumable: bool,
+}
+
+/// Messages from job tasks to the engine loop.
+#[derive(Debug)]
+enum Update {
+    Transition(Transition),
+    Warning(String),
+    Credits(f64),
+    /// `submit` returned: the remote job exists and runs.
+    Accepted,
+    /// The task's last message: the terminal transition.
+    Ended(Transition),
+}
+
+/// The engine; see the module docs.
+pub struct Engine {
+    providers: BTreeMap<ProviderId, ProviderSlot>,
+    config: EngineConfig,
+    http: HttpClient,
+    jobs: BTreeMap<JobId, Entry>,
+    next_id: u64,
+    running_tasks: usize,
+    events: mpsc::UnboundedSender<Event>,
+    updates_tx: mpsc::UnboundedSender<(JobId, Update)>,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime with the providers that
+    /// are configured. `http` downloads results (without credentials).
+    pub fn spawn(
+        providers: Vec<Arc<dyn Provider>>,
+        http: HttpClient,
+        config: EngineConfig,
+    ) -> EngineHandle {
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        let providers = providers
+            .into_iter()
+            .map(|provider| {
+                let info = provider.info();
+                let limit = config
+                    .concurrency
+                    .get(&info.id)
+                    .copied()
+                    .unwrap_or(info.default_concurrency)
+                    .max(1);
+                (
+                    info.id,
+                    ProviderSlot {
+                        provider,
+                        limit: Arc::new(Semaphore::new(limit)),
+                    },
+                )
+            })
+            .collect();
+        let engine = Engine {
+            providers,
+            config,
+            http,
+            jobs: BTreeMap::new(),
+            next_id: 1,
+            running_tasks: 0,
+            events: events_tx,
+            updates_tx,
+        };
+        tokio::spawn(engine.run(commands_rx, updates_rx));
+        EngineHandle {
+            commands: commands_tx,
+            events: events_rx,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut updates: mpsc::UnboundedReceiver<(JobId, Update)>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => {
+                        // The front end is gone: stop everything still running.
+                        for entry in self.jobs.values() {
+                            if let Some(token) = &entry.cancel {
+                                token.cancel();
+                            }
+                        }
+                        return;
+                    }
+                },
+                Some((id, update)) = updates.recv() => self.apply_update(id, update),
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Add(new_jobs) => {
+                for spec in new_jobs {
+                    self.add(spec);
+                }
+            }
+            Command::Start => {
+                let queued: Vec<_> = self
+                    .jobs
+                    .iter()
+                    .filter(|(_, e)| e.job.state == JobState::Queued && e.cancel.is_none())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in queued {
+                    self.schedule(id);
+                }
+            }
+            Command::Cancel(id) => self.cancel(id),
+            Command::CancelAll => {
+                let ids: Vec<_> = self.jobs.keys().copied().collect();
+                for id in ids {
+                    self.cancel(id);
+                }
+            }
+            Command::Retry(id) => {
+                if self.transition(id, Transition::Retry) {
+                    self.schedule(id);
+                }
+            }
+            Command::Remove(id) => {
+                self.cancel(id);
+                if self.jobs.remove(&id).is_some() {
+                    self.publish(Event::Removed(id));
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, spec: NewJob) {
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        let info = spec.provider.info();
+        let kind = spec.input.kind(info.takes_only_video());
+        let job = Job {
+            id,
+            input: spec.input.clone(),
+            kind,
+            provider: spec.provider,
+            model: spec.model.clone(),
+            remote_id: None,
+            state: JobState::Queued,
+            credits_charged: None,
+            warnings: Vec::new(),
+        };
+        let rejection = self.rejection(&spec, kind);
+        self.jobs.insert(
+            id,
+            Entry {
+                job: job.clone(),
+                spec,
+                cancel: None,
+                accepted: false,
+                resumable: false,
+            },
+        );
+        self.publish(Event::Added(job));
+        if let Some(reason) = rejection {
+            self.transition(
+                id,
+                Transition::Fail {
+                    error: reason.to_string(),
+                    retryable: false,
+                },
+            );
+        }
+    }
+
+    /// Why a job can never run as asked, if it cannot.
+    fn rejection(&self, spec: &NewJob, kind: Option<InputKind>) -> Option<JobError> {
+        let info = spec.provider.info();
+        let Some(kind) = kind else {
+            return Some(JobError::Unsupported(format!(
+                "not an image or video Cutout can send: {}",
+                spec.input.display_name()
+            )));
+        };
+        if !info.accepts(kind) {
+            let others: Vec<_> = providers_accepting(kind)
+                .iter()
+                .map(|p| p.as_str())
+                .collect();
+            return Some(JobError::Unsupported(format!(
+                "{} cannot take {}; use {} instead",
+                info.id,
+                kind.plural_noun(),
+                others.join(" or ")
+            )));
+        }
+        if let Err(why) = info
+            .check_model(&spec.model)
+            .and_then(|()| info.check_options(&spec.options))
+        {
+            return Some(JobError::Unsupported(why));
+        }
+        if !self.providers.contains_key(&spec.provider) {
+            return Some(JobError::Unsupported(format!(
+                "{} is not set up",
+                info.name
+            )));
+        }
+        None
+    }
+
+    fn schedule(&mut self, id: JobId) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(slot) = self.providers.get(&entry.job.provider) else {
+            return;
+        };
+        let Some(kind) = entry.job.kind else { return };
+        if entry.job.state != JobState::Queued || entry.cancel.is_some() {
+            return;
+        }
+        let token = CancellationToken::new();
+        entry.cancel = Some(token.clone());
+        let resume_from = if entry.resumable {
+            entry.job.remote_id.clone()
+        } else {
+            None
+        };
+        entry.resumable = false;
+        entry.accepted = false;
+        let task = JobTask {
+            id,
+            provider: Arc::clone(&slot.provider),
+            limit: Arc::clone(&slot.limit),
+            request: JobRequest {
+                input: entry.spec.input.clone(),
+                kind,
+                model: entry.spec.model.clone(),
+                options: entry.spec.options.clone(),
+                background: entry.spec.output.background,
+            },
+            output: entry.spec.output.clone(),
+            resume_from,
+            poll: self.config.poll.clone(),
+            http: self.http.clone(),
+            updates: self.updates_tx.clone(),
+        };
+        self.running_tasks += 1;
+        tokio::spawn(task.run(token));
+    }
+
+    fn cancel(&mut self, id: JobId) {
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
+        match &entry.cancel {
+            // The task reports `Cancelled` once it has cleaned up.
+            Some(token) => token.cancel(),
+            None if !entry.job.state.is_terminal() => {
+                self.transition(id, Transition::Cancel);
+            }
+            None => {}
+        }
+    }
+
+    fn apply_update(&mut self, id: JobId, update: Update) {
+        match update {
+            Update::Transition(transition) => {
+                self.transition(id, transition);
+            }
+            Update::Warning(message) => {
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.job.warnings.push(message.clone());
+                    let job = entry.job.clone();
+                    self.publish(Event::Warning { job, message });
+                }
+            }
+            Update::Credits(credits) => {
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.job.credits_charged = Some(credits);
+                }
+            }
+            Update::Accepted => {
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.accepted = true;
+                }
+            }
+            Update::Ended(transition) => {
+                self.running_tasks = self.running_tasks.saturating_sub(1);
+                if let Some(entry) = self.jobs.get_mut(&id) {
+                    entry.cancel = None;
+                    let still_remote = entry.accepted && entry.job.remote_id.is_some();
+                    entry.resumable = still_remote
+                        && match &transition {
+                            Transition::Fail { retryable, .. } => *retryable,
+                            Transition::Cancel => true,
+                            _ => false,
+                        };
+                }
+                self.transition(id, transition);
+                if self.running_tasks == 0 {
+                    self.publish(Event::Idle);
+                }
+            }
+        }
+    }
+
+    /// Applies a transition through the state machine and publishes the
+    /// result; returns whether it was allowed.
+    fn transition(&mut self, id: JobId, transition: Transition) -> bool {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return false;
+        };
+        if let Transition::Submitted { remote_id } = &transition {
+            entry.job.remote_id = Some(remote_id.clone());
+        }
+        match entry.job.state.apply(transition) {
+            Ok(next) => {
+                entry.job.state = next;
+                let job = entry.job.clone();
+                self.publish(Event::Changed(job));
+                true
+            }
+            Err(invalid) => {
+                tracing::error!(job = %id, %invalid, "ignored an impossible job transition");
+                false
+            }
+        }
+    }
+
+    fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// Everything one job's task needs; it owns no shared state.
+struct JobTask {
+    id: JobId,
+    provider: Arc<dyn Provider>,
+    limit: Arc<Semaphore>,
+    request: JobRequest,
+    output: OutputSpec,
+    resume_from: Option<String>,
+    poll: PollPolicy,
+    http: HttpClient,
+    updates: mpsc::UnboundedSender<(JobId, Update)>,
+}
+
+impl JobTask {
+    async fn run(self, cancel: CancellationToken) {
+        let id = self.id;
+        let updates = self.updates.clone();
+        let ending = {
+            // Dropping the work future on cancel drops any pending output,
+            // which deletes its temporary file before `Cancelled` is reported.
+            let work = self.work();
+            tokio::select! {
+                () = cancel.cancelled() => Transition::Cancel,
+                result = work => match result {
+                    Ok(outputs) => Transition::Finish { outputs },
+                    Err(error) => {
+                        let retryable = error.is_retryable();
+                        tracing::info!(job = %id, %error, "job failed");
+                        Transition::Fail { error: error.to_string(), retryable }
+                    }
+                },
+            }
+        };
+        let _ = updates.send((id, Update::Ended(ending)));
+    }
+
+    fn send(&self, update: Update) {
+        let _ = self.updates.send((self.id, update));
+    }
+
+    fn provider_error(&self, source: ProviderError) -> JobError {
+        JobError::Provider {
+            provider: self.provider.info().name,
+            source,
+        }
+    }
+
+    async fn work(&self) -> Result<Vec<PathBuf>, JobError> {
+        let _permit = Arc::clone(&self.limit)
+            .acquire_owned()
+            .await
+            .map_err(|_| JobError::Unsupported("the engine is shutting down".into()))?;
+        self.send(Update::Transition(Transition::Prepare));
+        if let JobInput::File { path, .. } = &self.request.input {
+            tokio::fs::metadata(path)
+                .await
+                .map_err(|source| JobError::Output {
+                    action: "cannot read the input",
+                    source,
+                    path: path.clone(),
+                })?;
+        }
+        let result = match &self.resume_from {
+            Some(remote_id) => {
+                self.send(Update::Accepted);
+                self.send(Update::Transition(Transition::Progress { progress: None }));
+                self.poll_until_done(remote_id).await?
+            }
+            None => {
+                let reporter = TaskReporter {
+                    task: self,
+                    reported_id: Mutex::new(None),
+                };
+                let submission = self
+                    .provider
+                    .submit(&self.request, &reporter)
+                    .await
+                    .map_err(|e| self.provider_error(e))?;
+                match submission {
+                    Submission::Finished(result) => result,
+                    Submission::Accepted { remote_id } => {
+                        reporter.remote_id(&remote_id);
+                        self.send(Update::Accepted);
+                        self.poll_until_done(&remote_id).await?
+                    }
+                }
+            }
+        };
+        for warning in &result.warnings {
+            self.send(Update::Warning(warning.clone()));
+        }
+        if let Some(credits) = result.credits_charged {
+            self.send(Update::Credits(credits));
+        }
+        self.send(Update::Transition(Transition::Download));
+        self.write_results(result).await
+    }
+
+    async fn poll_until_done(&self, remote_id: &str) -> Result<JobResult, JobError> {
+        let info: &ProviderInfo = self.provider.info();
+        let deadline_span = self
+            .poll
+            .deadline
+            .unwrap_or(Duration::from_secs(info.poll_deadline_secs));
+        let deadline = Instant::now() + deadline_span;
+        let mut interval = self.poll.initial_interval;
+        let mut last_progress = None;
+        loop {
+            tokio::time::sleep(interval).await;
+            let status = self
+                .provider
+                .poll(&self.request, remote_id)
+                .await
+                .map_err(|e| self.provider_error(e))?;
+            match status {
+                PollStatus::Pending { progress } => {
+                    if last_progress != Some(progress) {
+                        last_progress = Some(progress);
+                        self.send(Update::Transition(Transition::Progress { progress }));
+                    }
+                }
+                PollStatus::Done(result) => return Ok(result),
+                PollStatus::Failed { message } => {
+                    return Err(self.provider_error(ProviderError::RemoteFailed(message)));
+                }
+            }
+            if Instant::now() >= deadline {
+                let secs = deadline_span.as_secs();
+                return Err(self.provider_error(ProviderError::Deadline { secs }));
+            }
+            interval = interval.mul_f64(1.5).min(self.poll.max_interval);
+        }
+    }
+
+    /// Fetches every asset into temporary files beside their final names,
+    /// converts images as asked, and only then moves them into place, so a
+    /// failure or cancel leaves no partial result.
+    async fn write_results(&self, result: JobResult) -> Result<Vec<PathBuf>, JobError> {
+        if result.assets.is_empty() {
+            return Err(self.provider_error(ProviderError::Protocol(
+                "the job finished without any result".into(),
+            )));
+        }
+        let dir = output_dir_for(&self.output.dir, &self.request.input);
+        let mut ready = Vec::with_capacity(result.assets.len());
+        for asset in &result.assets {
+            let (pending, extension) = self.fetch_asset(asset, &dir).await?;
+            ready.push((pending, asset.variation.clone(), extension));
+        }
+        let stem = self.request.input.stem();
+        let mut outputs = Vec::with_capacity(ready.len());
+        for (pending, variation, extension) in ready {
+            // A rename, done here rather than on a blocking thread so a cancel
+            // can never land a file after the job reported `cancelled`.
+            let written = pending
+                .commit(&stem, variation.as_deref(), &extension)
+                .map_err(|source| JobError::Output {
+                    action: "cannot save the result",
+                    source,
+                    path: dir.clone(),
+                })?;
+            outputs.push(written);
+        }
+        Ok(outputs)
+    }
+
+    async fn fetch_asset(
+        &self,
+        asset: &ResultAsset,
+        dir: &Path,
+    ) -> Result<(PendingOutput, String), JobError> {
+        let output_error = |source| JobError::Output {
+            action: "cannot write to the output folder",
+            source,
+            path: dir.to_owned(),
+        };
+        let pending = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || PendingOutput::create(&dir))
+                .await
+                .map_err(|e| output_error(std::io::Error::other(e.to_string())))?
+                .map_err(output_error)?
+        };
+        let temp_path = pending.path().to_owned();
+        let write_error = |source| JobError::Output {
+            action: "cannot write the result",
+            source,
+            path: temp_path.clone(),
+        };
+        let handle = pending.reopen().map_err(write_error)?;
+        let mut file = tokio::fs::File::from_std(handle);
+        let convert_to = match self.output.format {
+            Some(format) if !self.request.kind.is_video() && is_convertible(&asset.extension) => {
+                Some(format)
+            }
+            _ => None,
+        };
+        let bytes = match &asset.source {
+            AssetSource::Url(url) => {
+                self.http
+                    .download_to(url, &mut file, &temp_path)
+                    .await
+                    .map_err(|e| self.provider_error(e))?;
+                match convert_to {
+                    Some(_) => Some(tokio::fs::read(&temp_path).await.map_err(write_error)?),
+                    None => None,
+                }
+            }
+            AssetSource::Bytes(bytes) => {
+                if convert_to.is_none() {
+                    file.write_all(bytes).await.map_err(write_error)?;
+                }
+                Some(bytes.to_vec())
+            }
+        };
+        let Some(format) = convert_to else {
+            file.sync_all().await.map_err(write_error)?;
+            return Ok((pending, asset.extension.clone()));
+        };
+        let bytes = bytes.unwrap_or_default();
+        let background = self.output.background;
+        let converted = tokio::task::spawn_blocking(move || {
+            let converted = imaging::finish_image(&bytes, format, background)?;
+            Ok::<_, ImagingError>(converted.unwrap_or(bytes))
+        })
+        .await
+        .map_err(|e| write_error(std::io::Error::other(e.to_string())))??;
+        file.set_len(0).await.map_err(write_error)?;
+        file.rewind().await.map_err(write_error)?;
+        file.write_all(&converted).await.map_err(write_error)?;
+        file.sync_all().await.map_err(write_error)?;
+        Ok((pending, format.extension().to_owned()))
+    }
+}
+
+/// Whether Cutout can read a result of this type to change its format or
+/// background; anything else (PSD, TIFF, video) is saved as delivered.
+fn is_convertible(extension: &str) -> bool {
+    matches!(
+        extension.to_ascii_lowercase().as_str(),
+        "png" | "webp" | "jpg" | "jpeg"
+    )
+}
+
+/// Turns a provider's reports into engine updates, and remembers the remote
+/// id so it is reported exactly once.
+struct TaskReporter<'a> {
+    task: &'a JobTask,
+    reported_id: Mutex<Option<String>>,
+}
+
+impl JobReporter for TaskReporter<'_> {
+    fn uploading(&self) {
+        self.task.send(Update::Transition(Transition::Upload));
+    }
+
+    fn remote_id(&self, remote_id: &str) {
+        let mut reported = self.reported_id.lock().unwrap_or_else(|p| p.into_inner());
+        if reported.is_none() {
+            *reported = Some(remote_id.to_owned());
+            self.task.send(Update::Transition(Transition::Submitted {
+                remote_id: remote_id.to_owned(),
+            }));
+        }
+    }
+
+    fn warning(&self, message: String) {
+        self.task.send(Update::Warning(message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use url::Url;
+
+    use super::*;
+    use crate::imaging::{Background, OutputFormat};
+    use crate::providers::{ResultAsset, RetryPolicy};
+
+    /// A provider whose answers are scripted, to pin the engine's own rules
+    /// (resume, concurrency) without any HTTP in between.
+    struct Scripted {
+        info: &'static ProviderInfo,
+        submits: AtomicUsize,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        submit_delay: Duration,
+        /// What each submit does: `Ok(true)` accepts, `Ok(false)` reports
+        /// the id and then fails as if the call broke off half-way.
+        submit_outcomes: Mutex<VecDeque<bool>>,
+        polls: Mutex<VecDeque<Result<PollStatus, ProviderError>>>,
+    }
+
+    impl Scripted {
+        fn new(submit_outcomes: Vec<bool>, polls: Vec<Result<PollStatus, ProviderError>>) -> Self {
+            Scripted {
+                info: ProviderId::Removit.info(),
+                submits: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+                submit_delay: Duration::ZERO,
+                submit_outcomes: Mutex::new(submit_outcomes.into()),
+                polls: Mutex::new(polls.into()),
+            }
+        }
+    }
+
+    fn png_result() -> JobResult {
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::RgbaImage::from_pixel(2, 2, image::Rgba([9, 9, 9, 255]))
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        JobResult {
+            assets: vec![ResultAsset {
+                variation: None,
+                source: AssetSource::Bytes(Bytes::from(png.into_inner())),
+                extension: "png".into(),
+            }],
+            ..JobResult::default()
+        }
+    }
+
+    fn server_error() -> ProviderError {
+        ProviderError::Server {
+            status: 503,
+            message: "down".into(),
+            attempts: 5,
+        }
+    }
+
+    #[async_trait]
+    impl Provider for Scripted {
+        fn info(&self) -> &'static ProviderInfo {
+            self.info
+        }
+
+        async fn submit(
+            &self,
+            _: &JobRequest,
+            report: &dyn JobReporter,
+        ) -> Result<Submission, ProviderError> {
+            let n = self.submits.fetch_add(1, Ordering::SeqCst) + 1;
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(self.submit_delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let remote_id = format!("remote-{n}");
+            report.remote_id(&remote_id);
+            let accept = self
+                .submit_outcomes
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(true);
+            if accept {
+                Ok(Submission::Accepted { remote_id })
+            } else {
+                Err(server_error())
+            }
+        }
+
+        async fn poll(&self, _: &JobRequest, _: &str) -> Result<PollStatus, ProviderError> {
+            self.polls
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Ok(PollStatus::Done(png_result())))
+        }
+    }
+
+    fn start(provider: Arc<Scripted>, concurrency: usize) -> EngineHandle {
+        let config = EngineConfig {
+            poll: PollPolicy {
+                initial_interval: Duration::from_millis(1),
+                max_interval: Duration::from_millis(2),
+                deadline: None,
+            },
+            concurrency: [(ProviderId::Removit, concurrency)].into(),
+        };
+        Engine::spawn(
+            vec![provider],
+            HttpClient::new(RetryPolicy::default()).unwrap(),
+            config,
+        )
+    }
+
+    fn new_job(dir: &Path, name: &str) -> NewJob {
+        let input = dir.join(name);
+        std::fs::write(
+            &input,
+            b"input bytes are never read by the scripted provider",
+        )
+        .unwrap();
+        NewJob {
+            input: JobInput::File {
+                path: input,
+                root: None,
+            },
+            provider: ProviderId::Removit,
+            model: "removit".into(),
+            options: Default::default(),
+            output: OutputSpec {
+                dir: dir.join("out"),
+                format: Some(OutputFormat::Png),
+                background: Background::Transparent,
+            },
+        }
+    }
+
+    /// Runs until every job has ended, returning the last state of each.
+    async fn until_idle(handle: &mut EngineHandle) -> BTreeMap<JobId, Job> {
+        let mut jobs = BTreeMap::new();
+        while let Some(event) = handle.next_event().await {
+            match event {
+                Event::Added(job) | Event::Changed(job) => {
+                    jobs.insert(job.id, job);
+                }
+                Event::Idle => break,
+                _ => {}
+            }
+        }
+        jobs
+    }
+
+    #[tokio::test]
+    async fn retrying_a_job_that_failed_while_polling_resumes_it_without_paying_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![true], vec![Err(server_error())]));
+        let mut handle = start(Arc::clone(&provider), 4);
+        handle.send(Command::Add(vec![new_job(dir.path(), "a.png")]));
+        handle.send(Command::Start);
+        let jobs = until_idle(&mut handle).await;
+        let job = &jobs[&JobId(1)];
+        assert!(
+            matches!(
+                job.state,
+                JobState::Failed {
+                    retryable: true,
+                    ..
+                }
+            ),
+            "{job:?}"
+        );
+        assert_eq!(job.remote_id.as_deref(), Some("remote-1"));
+
+        handle.send(Command::Retry(JobId(1)));
+        let jobs = until_idle(&mut handle).await;
+        assert!(
+            matches!(jobs[&JobId(1)].state, JobState::Done { .. }),
+            "{:?}",
+            jobs[&JobId(1)]
+        );
+        assert_eq!(
+            provider.submits.load(Ordering::SeqCst),
+            1,
+            "a resumed job must not be submitted again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_submission_that_broke_off_half_way_is_submitted_afresh_on_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![false, true], vec![]));
+        let mut handle = start(Arc::clone(&provider), 4);
+        handle.send(Command::Add(vec![new_job(dir.path(), "a.png")]));
+        handle.send(Command::Start);
+        until_idle(&mut handle).await;
+        handle.send(Command::Retry(JobId(1)));
+        let jobs = until_idle(&mut handle).await;
+        assert!(matches!(jobs[&JobId(1)].state, JobState::Done { .. }));
+        assert_eq!(provider.submits.load(Ordering::SeqCst), 2);
+        assert_eq!(jobs[&JobId(1)].remote_id.as_deref(), Some("remote-2"));
+    }
+
+    #[tokio::test]
+    async fn no_more_jobs_run_at_once_than_the_providers_concurrency() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut scripted = Scripted::new(vec![], vec![]);
+        scripted.submit_delay = Duration::from_millis(20);
+        let provider = Arc::new(scripted);
+        let mut handle = start(Arc::clone(&provider), 2);
+        let jobs = (0..6)
+            .map(|i| new_job(dir.path(), &format!("{i}.png")))
+            .collect();
+        handle.send(Command::Add(jobs));
+        handle.send(Command::Start);
+        let jobs = until_idle(&mut handle).await;
+        assert!(
+            jobs.values()
+                .all(|j| matches!(j.state, JobState::Done { .. }))
+        );
+        assert_eq!(provider.max_in_flight.load(Ordering::SeqCst), 2);
+        let outputs = std::fs::read_dir(dir.path().join("out")).unwrap().count();
+        assert_eq!(outputs, 6);
+    }
+
+    #[tokio::test]
+    async fn an_input_the_provider_cannot_take_fails_at_once_naming_one_that_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let mut job = new_job(dir.path(), "clip.mp4");
+        job.input = JobInput::Url(Url::parse("https://media.test/clip.mp4").unwrap());
+        handle.send(Command::Add(vec![job]));
+        let mut last = None;
+        while let Some(event) = handle.next_event().await {
+            if let Event::Changed(job) = event {
+                last = Some(job);
+                break;
+            }
+        }
+        let JobState::Failed { error, retryable } = last.unwrap().state else {
+            panic!()
+        };
+        assert!(error.contains("removebgvideo"), "{error}");
+        assert!(!retryable);
+        assert_eq!(provider.submits.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,78 @@
+//! The engine's whole interface: [`Command`]s in, [`Event`]s out. Front ends
+//! (CLI, window) never touch job state directly, so both behave the same and
+//! the engine can persist every change before anyone sees it.
+
+use std::path::PathBuf;
+
+use crate::imaging::{Background, OutputFormat};
+use crate::jobs::job::{Job, JobId, JobInput};
+use crate::providers::{ProviderId, ProviderOptions};
+
+/// A job to add: one input and how to process and save it.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Where the input comes from.
+    pub input: JobInput,
+    /// Which provider runs it.
+    pub provider: ProviderId,
+    /// One of the provider's models.
+    pub model: String,
+    /// Provider options, validated by the front end.
+    pub options: ProviderOptions,
+    /// Where and how results are saved.
+    pub output: OutputSpec,
+}
+
+/// Where and how a job's results are saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSpec {
+    /// The output folder; a dropped folder's tree is recreated beneath it.
+    pub dir: PathBuf,
+    /// The image format to convert to; `None` keeps what the provider
+    /// delivered (when the user chose the provider's own output format).
+    pub format: Option<OutputFormat>,
+    /// What goes behind the subject.
+    pub background: Background,
+}
+
+/// What front ends ask of the engine.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Adds jobs to the queue; they wait for [`Command::Start`]. Inputs the
+    /// provider cannot take are added as failed, with the reason.
+    Add(Vec<NewJob>),
+    /// Starts every queued job (each provider runs as many at once as its
+    /// concurrency allows).
+    Start,
+    /// Stops one job; a job in flight is told to stop and its partial output
+    /// is removed.
+    Cancel(JobId),
+    /// Stops every unfinished job.
+    CancelAll,
+    /// Runs a failed or cancelled job again. A job that failed after the
+    /// provider accepted it resumes polling instead of paying again.
+    Retry(JobId),
+    /// Drops a job from the queue, cancelling it first if needed.
+    Remove(JobId),
+}
+
+/// What the engine reports. Every job event carries the whole job, so it has
+/// the job id and the provider's remote id for support.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A job joined the queue.
+    Added(Job),
+    /// A job changed state (or progress).
+    Changed(Job),
+    /// The provider said something worth showing that is not an error.
+    Warning {
+        /// The job as it is now.
+        job: Job,
+        /// The note.
+        message: String,
+    },
+    /// A job left the queue.
+    Removed(JobId),
+    /// Nothing is running any more: every started job has ended.
+    Idle,
+}

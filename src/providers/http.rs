@@ -1,0 +1,689 @@
+//! The HTTP client every provider shares: one retry policy, one mapping from
+//! HTTP failures to [`ProviderError`], and result downloads that never carry a
+//! provider's key. Providers only build requests and parse bodies.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use url::Url;
+
+/// Why a provider call failed, worded for the user. The engine adds the
+/// provider's name and the file; these messages say what happened and what to
+/// do. No variant ever holds a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// 401/403: the key is wrong, revoked, or for another project.
+    #[error("the API key was refused ({message}); check your key")]
+    Unauthorized {
+        /// The provider's words.
+        message: String,
+    },
+    /// 402: the account has no credits left.
+    #[error("out of credits ({message}); top up your account, then retry")]
+    OutOfCredits {
+        /// The provider's words.
+        message: String,
+    },
+    /// 429 that did not clear within the retry budget.
+    #[error(
+        "the provider is rate limiting us and still was after {attempts} attempts; retry later"
+    )]
+    RateLimited {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A 4xx other than the above: the provider refused this input or option.
+    #[error("the provider refused the request (HTTP {status}): {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The provider's words.
+        message: String,
+    },
+    /// 5xx that did not clear within the retry budget (or that may not be
+    /// replayed because it could have created a paid job).
+    #[error(
+        "the provider had a server error (HTTP {status}) after {attempts} attempt(s): {message}"
+    )]
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The provider's words, when it gave any.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Connection failures and timeouts that did not clear.
+    #[error("network error after {attempts} attempt(s): {message}")]
+    Network {
+        /// What failed, without the URL.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An answer that does not match the provider's contract.
+    #[error("unexpected answer from the provider: {0}")]
+    Protocol(String),
+    /// The provider reports that the job itself failed.
+    #[error("the provider could not process it: {0}")]
+    RemoteFailed(String),
+    /// A job that did not finish in time.
+    #[error("the provider did not finish within {secs} s; retry to keep waiting")]
+    Deadline {
+        /// The deadline that passed.
+        secs: u64,
+    },
+    /// A credential is not configured.
+    #[error("{provider} needs its {label}: set {env_var}")]
+    MissingCredential {
+        /// The provider's name.
+        provider: &'static str,
+        /// The credential's name.
+        label: &'static str,
+        /// The variable that provides it.
+        env_var: &'static str,
+    },
+    /// A setting is wrong (a base URL, an option combination).
+    #[error("{0}")]
+    Config(String),
+    /// A local file could not be read or written. The path comes last.
+    #[error("{action}: {source}: {path}")]
+    Io {
+        /// What Cutout was doing ("cannot read the input").
+        action: &'static str,
+        /// The error.
+        source: std::io::Error,
+        /// The file.
+        path: std::path::PathBuf,
+    },
+}
+
+impl ProviderError {
+    /// Whether trying again unchanged may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::RateLimited { .. }
+                | ProviderError::Server { .. }
+                | ProviderError::Network { .. }
+                | ProviderError::Deadline { .. }
+                | ProviderError::Io { .. }
+        )
+    }
+}
+
+/// How often and how long failed calls are retried. One policy for every
+/// provider, so behaviour under load is predictable.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, including the first.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles each time (full jitter).
+    pub base_delay: Duration,
+    /// Cap on the exponential backoff.
+    pub max_delay: Duration,
+    /// Cap on a server's `Retry-After`; beyond it the call fails as
+    /// rate-limited rather than hanging for an hour.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(16),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The exponential backoff ceiling before attempt `attempt + 1`
+    /// (`attempt` counts from 1).
+    pub fn backoff_ceiling(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+
+    /// The wait before attempt `attempt + 1`: a server's `Retry-After` when
+    /// given, else a random delay up to the backoff ceiling ("full jitter",
+    /// so many clients throttled at once do not return in lockstep).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(wait) => wait.min(self.max_retry_after),
+            None => {
+                let ceiling = self.backoff_ceiling(attempt).as_millis() as u64;
+                Duration::from_millis(fastrand::u64(0..=ceiling))
+            }
+        }
+    }
+}
+
+/// Reads `Retry-After` as seconds or as an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Whether a request may be sent again after an uncertain failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Reads and status polls: safe to repeat after any transient failure.
+    Always,
+    /// Requests that create paid work: repeated only when the server surely
+    /// did not act on them (429, 502/503/504, a connection that never
+    /// opened), so a flaky network never pays twice.
+    WhenUnprocessed,
+}
+
+/// One call's description for the retry loop and error messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// What the call does, for logs: "upload", "status".
+    pub what: &'static str,
+    /// Whether it may be repeated.
+    pub replay: Replay,
+    /// Pulls the provider's message out of an error body.
+    pub error_message: fn(&[u8]) -> Option<String>,
+}
+
+/// Checks that a URL is safe to send data to: HTTPS, or plain HTTP only to
+/// this machine (tests, local proxies).
+pub fn check_url_is_secure(url: &Url) -> Result<(), ProviderError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(ProviderError::Config(format!(
+            "refusing plain HTTP to a remote host; use https: {url}"
+        ))),
+        other => Err(ProviderError::Config(format!(
+            "only http(s) addresses are supported, not `{other}:`: {url}"
+        ))),
+    }
+}
+
+/// `base` with `path` appended below its own path, so a base such as
+/// `https://api.remove.bg/v1.0` keeps its `/v1.0`: (`…/v1.0`, `removebg`) →
+/// `…/v1.0/removebg`. `path` has no leading slash and may end with one.
+pub fn endpoint_url(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    url.set_query(None);
+    url
+}
+
+/// The MIME type a file's extension implies, for multipart parts; providers
+/// check it, so a PNG sent as `application/octet-stream` may be refused.
+pub fn mime_for_path(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "avif" => "image/avif",
+        "tif" | "tiff" => "image/tiff",
+        "bmp" => "image/bmp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "psd" => "image/vnd.adobe.photoshop",
+        "mp4" | "m4v" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "avi" => "video/x-msvideo",
+        "mkv" => "video/x-matroska",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The shared client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    /// For provider APIs: redirects stay on the same host, so headers such as
+    /// `X-Api-Key` (which reqwest does not strip) never reach another host.
+    api: reqwest::Client,
+    /// For result downloads: follows redirects (CDNs use them) and is never
+    /// given credentials.
+    download: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+const USER_AGENT: &str = concat!("cutout/", env!("CARGO_PKG_VERSION"));
+
+impl HttpClient {
+    /// Builds the clients. A stalled connection times out after
+    /// `read_timeout`, but a long upload that keeps moving does not.
+    pub fn new(policy: RetryPolicy) -> Result<Self, ProviderError> {
+        let same_host = reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt
+                .previous()
+                .first()
+                .map(|u| (u.host_str().map(str::to_owned), u.port_or_known_default()));
+            let next = (
+                attempt.url().host_str().map(str::to_owned),
+                attempt.url().port_or_known_default(),
+            );
+            if attempt.previous().len() > 5 || first.as_ref() != Some(&next) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(Duration::from_secs(15))
+                .read_timeout(Duration::from_secs(60))
+        };
+        let build_error =
+            |e: reqwest::Error| ProviderError::Config(format!("cannot start the HTTP client: {e}"));
+        Ok(HttpClient {
+            api: builder().redirect(same_host).build().map_err(build_error)?,
+            download: builder().build().map_err(build_error)?,
+            policy,
+        })
+    }
+
+    /// The client to build provider API requests with.
+    pub fn api(&self) -> &reqwest::Client {
+        &self.api
+    }
+
+    /// The retry policy in force.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Sends a request built by `build` (called again for every attempt, since
+    /// multipart bodies cannot be replayed), retrying per the policy. Returns
+    /// the first 2xx response; every other outcome becomes a [`ProviderError`].
+    pub async fn send(
+        &self,
+        call: Call,
+        build: impl Fn() -> Result<RequestBuilder, ProviderError>,
+    ) -> Result<Response, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.policy.max_attempts;
+            let outcome = build()?.send().await;
+            let (error, retry_after) = match outcome {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(response.headers());
+                    let body = response.bytes().await.unwrap_or_default();
+                    let message = (call.error_message)(&body)
+                        .unwrap_or_else(|| fallback_message(status, &body));
+                    let may_replay = match call.replay {
+                        Replay::Always => true,
+                        Replay::WhenUnprocessed => matches!(status.as_u16(), 429 | 502 | 503 | 504),
+                    };
+                    let error = status_error(status, message, attempt);
+                    if !(error.is_retryable() && may_replay) {
+                        return Err(error);
+                    }
+                    (error, retry_after)
+                }
+                Err(e) => {
+                    let may_replay = match call.replay {
+                        Replay::Always => true,
+                        Replay::WhenUnprocessed => e.is_connect(),
+                    };
+                    let error = ProviderError::Network {
+                        message: describe(&e),
+                        attempts: attempt,
+                    };
+                    if !may_replay {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+            };
+            if last {
+                return Err(error);
+            }
+            if let Some(wait) = retry_after
+                && wait > self.policy.max_retry_after
+            {
+                return Err(error);
+            }
+            let delay = self.policy.delay(attempt, retry_after);
+            tracing::debug!(call = call.what, attempt, ?delay, %error, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// [`send`](Self::send), then parses the body as `T`.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        call: Call,
+        build: impl Fn() -> Result<RequestBuilder, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let response = self.send(call, build).await?;
+        let body = response.bytes().await.map_err(|e| ProviderError::Network {
+            message: describe(&e),
+            attempts: 1,
+        })?;
+        parse_json(call.what, &body)
+    }
+
+    /// Downloads a result into `file` (truncated first), retrying broken or
+    /// failed transfers per the policy. Sends no credentials: result URLs may
+    /// point anywhere. Refuses HTML or JSON bodies, which are error pages, not
+    /// results. Returns the number of bytes written.
+    pub async fn download_to(
+        &self,
+        url: &Url,
+        file: &mut tokio::fs::File,
+        path: &std::path::Path,
+    ) -> Result<u64, ProviderError> {
+        check_url_is_secure(url)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (error, retry_after) = match self.try_download(url, file, path, attempt).await {
+                Ok(written) => return Ok(written),
+                Err(failure) => failure,
+            };
+            if !error.is_retryable() || attempt >= self.policy.max_attempts {
+                return Err(error);
+            }
+            let delay = self.policy.delay(attempt, retry_after);
+            tracing::debug!(attempt, ?delay, %error, "retrying download");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn try_download(
+        &self,
+        url: &Url,
+        file: &mut tokio::fs::File,
+        path: &std::path::Path,
+        attempt: u32,
+    ) -> Result<u64, (ProviderError, Option<Duration>)> {
+        let io_error = |source| {
+            let action = "cannot write the result";
+            (
+                ProviderError::Io {
+                    action,
+                    source,
+                    path: path.to_owned(),
+                },
+                None,
+            )
+        };
+        let network = |e: reqwest::Error| {
+            (
+                ProviderError::Network {
+                    message: describe(&e),
+                    attempts: attempt,
+                },
+                None,
+            )
+        };
+        file.set_len(0).await.map_err(io_error)?;
+        file.rewind().await.map_err(io_error)?;
+        let mut response = self
+            .download
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(network)?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = retry_after(response.headers());
+            let message = match status.as_u16() {
+                404 | 410 => "the result is no longer available; it may have expired".to_owned(),
+                _ => fallback_message(status, &response.bytes().await.unwrap_or_default()),
+            };
+            return Err((status_error(status, message, attempt), retry_after));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+            return Err((
+                ProviderError::Protocol(format!(
+                    "the result link answered with {content_type} instead of a file"
+                )),
+                None,
+            ));
+        }
+        let expected = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let mut written = 0u64;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    file.write_all(&chunk).await.map_err(io_error)?;
+                    written += chunk.len() as u64;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let (mut error, _) = network(e);
+                    if let ProviderError::Network { message, .. } = &mut error {
+                        *message =
+                            format!("the download broke off after {written} bytes ({message})");
+                    }
+                    return Err((error, None));
+                }
+            }
+        }
+        if let Some(expected) = expected
+            && written != expected
+        {
+            return Err((
+                ProviderError::Network {
+                    message: format!("the download ended after {written} of {expected} bytes"),
+                    attempts: attempt,
+                },
+                None,
+            ));
+        }
+        file.flush().await.map_err(io_error)?;
+        Ok(written)
+    }
+}
+
+/// Parses a JSON body, turning a mismatch into a [`ProviderError::Protocol`]
+/// that quotes the start of the body (bodies never contain keys).
+pub fn parse_json<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Protocol(format!("{what}: {e} in `{}`", snippet(body))))
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, SystemTime::now())
+}
+
+fn status_error(status: StatusCode, message: String, attempts: u32) -> ProviderError {
+    match status.as_u16() {
+        401 | 403 => ProviderError::Unauthorized { message },
+        402 => ProviderError::OutOfCredits { message },
+        429 => ProviderError::RateLimited { attempts },
+        code @ 500..=599 => ProviderError::Server {
+            status: code,
+            message,
+            attempts,
+        },
+        code => ProviderError::Rejected {
+            status: code,
+            message,
+        },
+    }
+}
+
+fn fallback_message(status: StatusCode, body: &[u8]) -> String {
+    let text = snippet(body);
+    if text.is_empty() || text.starts_with('<') {
+        status.canonical_reason().unwrap_or("no details").to_owned()
+    } else {
+        text
+    }
+}
+
+/// The first 200 characters of a body on one line, for messages.
+pub fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+/// Words for a transport error, without the URL.
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(error);
+    let mut root = None;
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    match root {
+        Some(root) => format!("{kind}: {root}"),
+        None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_a_date() {
+        let now = httpdate::parse_http_date("Mon, 05 Nov 2018 13:14:41 GMT").unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Mon, 05 Nov 2018 13:15:11 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 05 Nov 2018 13:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_below_the_ceiling() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(16),
+            ..RetryPolicy::default()
+        };
+        let ceilings: Vec<_> = (1..=7)
+            .map(|a| policy.backoff_ceiling(a).as_secs())
+            .collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 16, 16]);
+        for attempt in 1..=7 {
+            assert!(policy.delay(attempt, None) <= policy.backoff_ceiling(attempt));
+        }
+    }
+
+    #[test]
+    fn a_servers_retry_after_wins_over_backoff_but_is_capped() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(9))),
+            Duration::from_secs(9)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3600))),
+            policy.max_retry_after
+        );
+    }
+
+    #[test]
+    fn endpoint_paths_keep_the_base_path() {
+        let base = Url::parse("https://api.remove.bg/v1.0").unwrap();
+        assert_eq!(
+            endpoint_url(&base, "removebg").as_str(),
+            "https://api.remove.bg/v1.0/removebg"
+        );
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        assert_eq!(
+            endpoint_url(&base, "base/").as_str(),
+            "http://127.0.0.1:9/base/"
+        );
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_is_allowed() {
+        let ok = |u: &str| check_url_is_secure(&Url::parse(u).unwrap()).is_ok();
+        assert!(ok("https://api.remove.bg/v1.0"));
+        assert!(ok("http://127.0.0.1:8080"));
+        assert!(ok("http://localhost:1/x"));
+        assert!(ok("http://[::1]:9/"));
+        assert!(!ok("http://api.remove.bg/v1.0"));
+        assert!(!ok("ftp://example.com/a.png"));
+        assert!(!ok("file:///etc/passwd"));
+    }
+
+    #[test]
+    fn http_statuses_map_to_what_the_user_should_do() {
+        let error = |code| status_error(StatusCode::from_u16(code).unwrap(), "m".into(), 1);
+        assert!(matches!(error(401), ProviderError::Unauthorized { .. }));
+        assert!(matches!(error(403), ProviderError::Unauthorized { .. }));
+        assert!(matches!(error(402), ProviderError::OutOfCredits { .. }));
+        assert!(matches!(
+            error(404),
+            ProviderError::Rejected { status: 404, .. }
+        ));
+        assert!(matches!(
+            error(422),
+            ProviderError::Rejected { status: 422, .. }
+        ));
+        assert!(matches!(error(429), ProviderError::RateLimited { .. }));
+        assert!(matches!(
+            error(503),
+            ProviderError::Server { status: 503, .. }
+        ));
+        assert!(
+            error(503).is_retryable() && !error(401).is_retryable() && !error(422).is_retryable()
+        );
+    }
+}

@@ -1,0 +1,475 @@
+//! Providers: the services (and later the local model) that remove
+//! backgrounds. Each lives in its own file behind [`Provider`]; its wire types
+//! stay there. The engine only sees this module's types, so adding a provider
+//! never touches the scheduler.
+
+pub mod http;
+pub mod removebg;
+pub mod removebgvideo;
+pub mod removit;
+pub mod uploadcare;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::imaging::Background;
+use crate::jobs::job::{InputKind, JobInput};
+use crate::secrets::Credentials;
+
+pub use http::{Call, HttpClient, ProviderError, Replay, RetryPolicy};
+
+/// The providers Cutout knows. The string forms are the CLI's `--provider`
+/// values and the middle of the environment variable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderId {
+    /// Uploadcare's Remove.bg add-on.
+    Uploadcare,
+    /// removit.eu.
+    Removit,
+    /// removebgvideo.com, for video.
+    Removebgvideo,
+    /// remove.bg's own API.
+    Removebg,
+}
+
+impl ProviderId {
+    /// Every provider, in the order they are listed to users.
+    pub const ALL: [ProviderId; 4] = [
+        ProviderId::Uploadcare,
+        ProviderId::Removit,
+        ProviderId::Removebgvideo,
+        ProviderId::Removebg,
+    ];
+
+    /// The id as typed on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::Uploadcare => "uploadcare",
+            ProviderId::Removit => "removit",
+            ProviderId::Removebgvideo => "removebgvideo",
+            ProviderId::Removebg => "removebg",
+        }
+    }
+
+    /// `CUTOUT_<ID>`: the prefix of this provider's environment variables.
+    pub fn env_prefix(self) -> String {
+        format!("CUTOUT_{}", self.as_str().to_ascii_uppercase())
+    }
+
+    /// The provider's static description.
+    pub fn info(self) -> &'static ProviderInfo {
+        match self {
+            ProviderId::Uploadcare => &uploadcare::INFO,
+            ProviderId::Removit => &removit::INFO,
+            ProviderId::Removebgvideo => &removebgvideo::INFO,
+            ProviderId::Removebg => &removebg::INFO,
+        }
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderId::ALL
+            .into_iter()
+            .find(|id| id.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let known: Vec<_> = ProviderId::ALL.iter().map(|id| id.as_str()).collect();
+                format!("unknown provider `{s}`; choose one of {}", known.join(", "))
+            })
+    }
+}
+
+/// A model a provider offers, shown in pickers and `cutout providers`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ModelInfo {
+    /// The value sent to the provider and typed after `--model`.
+    pub id: &'static str,
+    /// One line on what it is good for, or what it costs.
+    pub summary: &'static str,
+}
+
+/// The type of a provider option, so front ends can draw a proper control
+/// (a checkbox, a drop-down) instead of a text box, and bad values are refused
+/// before anything is uploaded.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OptionKind {
+    /// `true` or `false`.
+    Bool,
+    /// One of a fixed set of values.
+    Choice {
+        /// The allowed values.
+        values: &'static [&'static str],
+    },
+    /// Free text checked by the provider's rule.
+    Text {
+        /// An example value for help text.
+        example: &'static str,
+        /// Checks a value, returning what is wrong with it.
+        #[serde(skip)]
+        validate: fn(&str) -> Result<(), String>,
+    },
+}
+
+/// One provider-specific option (`--option key=value`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OptionSpec {
+    /// The key as typed and, usually, as sent.
+    pub key: &'static str,
+    /// Its type.
+    pub kind: OptionKind,
+    /// What it does, in a line.
+    pub help: &'static str,
+}
+
+impl OptionSpec {
+    /// Checks one value against this option's type.
+    pub fn validate(&self, value: &str) -> Result<(), String> {
+        match self.kind {
+            OptionKind::Bool => match value {
+                "true" | "false" => Ok(()),
+                _ => Err(format!("`{}` takes true or false, not `{value}`", self.key)),
+            },
+            OptionKind::Choice { values } => {
+                if values.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`{}` takes one of {}, not `{value}`",
+                        self.key,
+                        values.join(", ")
+                    ))
+                }
+            }
+            OptionKind::Text { validate, .. } => {
+                validate(value).map_err(|why| format!("`{}`: {why}", self.key))
+            }
+        }
+    }
+}
+
+/// A validated set of provider options, in a stable order.
+pub type ProviderOptions = BTreeMap<String, String>;
+
+/// A credential a provider needs, such as an API key.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CredentialSpec {
+    /// Short id, used as the keychain entry suffix: `key`, `public_key`.
+    pub id: &'static str,
+    /// What to call it in the UI.
+    pub label: &'static str,
+    /// The environment variable that overrides the stored value.
+    pub env_var: &'static str,
+}
+
+/// A base URL a provider talks to, overridable for tests, staging and proxies.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EndpointSpec {
+    /// Short id: `url`, `api_url`, `upload_url`, `cdn_url`.
+    pub id: &'static str,
+    /// The environment variable that overrides it.
+    pub env_var: &'static str,
+    /// The production value; `None` when the provider derives it itself.
+    pub default: Option<&'static str>,
+}
+
+/// Everything static about a provider: what it offers, needs and accepts.
+#[derive(Debug, Serialize)]
+pub struct ProviderInfo {
+    /// Its id.
+    pub id: ProviderId,
+    /// Its name as users know it.
+    pub name: &'static str,
+    /// One line on when to choose it.
+    pub summary: &'static str,
+    /// Its models; the first is the default.
+    pub models: &'static [ModelInfo],
+    /// Its options.
+    pub options: &'static [OptionSpec],
+    /// The kinds of input it takes.
+    pub accepts: &'static [InputKind],
+    /// The credentials it needs.
+    pub credentials: &'static [CredentialSpec],
+    /// Its base URLs.
+    pub endpoints: &'static [EndpointSpec],
+    /// Jobs in flight at once unless the user says otherwise.
+    pub default_concurrency: usize,
+    /// Whether it has an unauthenticated health endpoint (`cutout health`).
+    pub has_health_check: bool,
+    /// How long to keep polling one job before giving up.
+    pub poll_deadline_secs: u64,
+}
+
+impl ProviderInfo {
+    /// The model used when none is chosen.
+    pub fn default_model(&self) -> &'static str {
+        self.models[0].id
+    }
+
+    /// Whether it takes inputs of this kind.
+    pub fn accepts(&self, kind: InputKind) -> bool {
+        self.accepts.contains(&kind)
+    }
+
+    /// Whether it only takes video, so undecided URLs count as video.
+    pub fn takes_only_video(&self) -> bool {
+        self.accepts.iter().all(|k| k.is_video())
+    }
+
+    /// The option with this key.
+    pub fn option(&self, key: &str) -> Option<&'static OptionSpec> {
+        self.options.iter().find(|o| o.key == key)
+    }
+
+    /// Checks a model name, saying which ones exist when it is wrong.
+    pub fn check_model(&self, model: &str) -> Result<(), String> {
+        if self.models.iter().any(|m| m.id == model) {
+            return Ok(());
+        }
+        let known: Vec<_> = self.models.iter().map(|m| m.id).collect();
+        Err(format!(
+            "{} has no model `{model}`; choose one of {}",
+            self.id,
+            known.join(", ")
+        ))
+    }
+
+    /// Checks `key=value` options, saying exactly what is wrong.
+    pub fn check_options(&self, options: &ProviderOptions) -> Result<(), String> {
+        for (key, value) in options {
+            let Some(spec) = self.option(key) else {
+                let known: Vec<_> = self.options.iter().map(|o| o.key).collect();
+                return Err(format!(
+                    "{} has no option `{key}`; its options are {}",
+                    self.id,
+                    known.join(", ")
+                ));
+            };
+            spec.validate(value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every provider that can take `kind`, for "use … instead" messages.
+pub fn providers_accepting(kind: InputKind) -> Vec<ProviderId> {
+    ProviderId::ALL
+        .into_iter()
+        .filter(|id| id.info().accepts(kind))
+        .collect()
+}
+
+/// What a provider is given to build a client: resolved base URLs, the
+/// credentials it declared, and the shared HTTP client.
+pub struct ProviderConfig {
+    /// Base URLs by [`EndpointSpec::id`]; every declared endpoint with a
+    /// default is present.
+    pub endpoints: BTreeMap<&'static str, Url>,
+    /// The credentials by [`CredentialSpec::id`].
+    pub credentials: Credentials,
+    /// The shared client with the retry policy.
+    pub http: HttpClient,
+}
+
+impl ProviderConfig {
+    /// The base URL with this id; a missing one is a configuration bug.
+    pub fn endpoint(&self, id: &str) -> Result<Url, ProviderError> {
+        self.endpoints
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ProviderError::Config(format!("no `{id}` base URL is set")))
+    }
+}
+
+/// Builds the client for `id`. Fails when a credential is missing, with the
+/// variable to set.
+pub fn build(id: ProviderId, config: ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {
+    for spec in id.info().credentials {
+        if config.credentials.get(spec.id).is_none() {
+            return Err(ProviderError::MissingCredential {
+                provider: id.info().name,
+                label: spec.label,
+                env_var: spec.env_var,
+            });
+        }
+    }
+    Ok(match id {
+        ProviderId::Uploadcare => Arc::new(uploadcare::Uploadcare::new(config)?),
+        ProviderId::Removit => Arc::new(removit::Removit::new(config)?),
+        ProviderId::Removebgvideo => Arc::new(removebgvideo::RemoveBgVideo::new(config)?),
+        ProviderId::Removebg => Arc::new(removebg::RemoveBg::new(config)?),
+    })
+}
+
+/// One job as a provider sees it.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The input; files are read by the provider, never written.
+    pub input: JobInput,
+    /// Its kind, already checked against [`ProviderInfo::accepts`].
+    pub kind: InputKind,
+    /// A model from [`ProviderInfo::models`].
+    pub model: String,
+    /// Options checked by [`ProviderInfo::check_options`].
+    pub options: ProviderOptions,
+    /// The background the user chose. Image providers ignore it (Cutout
+    /// composes images itself, the same for every provider); video
+    /// providers send it, since only they can compose video.
+    pub background: Background,
+}
+
+/// Where a provider reports what happens during a call, so the user sees
+/// "uploading" and the remote id the moment they are known.
+pub trait JobReporter: Send + Sync {
+    /// The input is being sent.
+    fn uploading(&self);
+    /// The provider assigned its id. Report it as soon as it is known, before
+    /// any further call, so a crash after this point can resume the job
+    /// instead of paying for it again.
+    fn remote_id(&self, remote_id: &str);
+    /// The provider said something the user should see but that is not an
+    /// error.
+    fn warning(&self, message: String);
+}
+
+/// What `submit` ends with.
+#[derive(Debug)]
+pub enum Submission {
+    /// The job runs remotely; poll it with this id.
+    Accepted {
+        /// The provider's id.
+        remote_id: String,
+    },
+    /// A synchronous provider finished within the call.
+    Finished(JobResult),
+}
+
+/// A finished job's results and what the provider said about them.
+#[derive(Debug, Default)]
+pub struct JobResult {
+    /// One asset per variation, in the provider's order.
+    pub assets: Vec<ResultAsset>,
+    /// Credits the provider says it charged.
+    pub credits_charged: Option<f64>,
+    /// Notes for the user that are not errors (removit's `warnings` and
+    /// `ignored_variations`).
+    pub warnings: Vec<String>,
+}
+
+/// One result file.
+#[derive(Debug, Clone)]
+pub struct ResultAsset {
+    /// The variation name (`compose`, `shadowTop`) for multi-result jobs;
+    /// it becomes part of the file name.
+    pub variation: Option<String>,
+    /// Where the bytes are.
+    pub source: AssetSource,
+    /// The file extension the provider's format implies (`png`, `webm`), used
+    /// when the bytes are saved as they are.
+    pub extension: String,
+}
+
+/// Where a result's bytes are.
+#[derive(Debug, Clone)]
+pub enum AssetSource {
+    /// To be fetched, without any credentials, from this URL.
+    Url(Url),
+    /// Already here (synchronous providers answer with the image).
+    Bytes(Bytes),
+}
+
+/// What one poll found.
+#[derive(Debug)]
+pub enum PollStatus {
+    /// Still working.
+    Pending {
+        /// 0–100 when the provider reports it.
+        progress: Option<u8>,
+    },
+    /// Finished; download these.
+    Done(JobResult),
+    /// The provider says the job failed.
+    Failed {
+        /// The provider's words.
+        message: String,
+    },
+}
+
+/// One check of a provider's health endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthCheck {
+    /// What was checked (`api`, `storage`).
+    pub name: String,
+    /// Whether it passed.
+    pub healthy: bool,
+    /// Extra words from the provider.
+    pub detail: Option<String>,
+}
+
+/// A provider's answer to a health check.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// The overall status in the provider's words (`healthy`, `degraded`).
+    pub status: String,
+    /// Whether the provider can take work.
+    pub healthy: bool,
+    /// The individual checks.
+    pub checks: Vec<HealthCheck>,
+}
+
+/// A background-removal service. Implementations are real clients of the
+/// contracts in PROVIDERS.md; each keeps its wire types private.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// What it offers and accepts.
+    fn info(&self) -> &'static ProviderInfo;
+
+    /// Sends the job. Asynchronous services answer [`Submission::Accepted`];
+    /// synchronous ones finish here and answer [`Submission::Finished`].
+    /// Must call [`JobReporter::remote_id`] as soon as an id exists.
+    async fn submit(
+        &self,
+        request: &JobRequest,
+        report: &dyn JobReporter,
+    ) -> Result<Submission, ProviderError>;
+
+    /// Asks how an accepted job is doing. Called every few seconds with
+    /// backoff until it is done, failed, or past the deadline.
+    async fn poll(
+        &self,
+        request: &JobRequest,
+        remote_id: &str,
+    ) -> Result<PollStatus, ProviderError>;
+}
+
+/// Checks a provider's health endpoint, which needs no key; `None` for
+/// providers without one.
+pub async fn check_health(
+    id: ProviderId,
+    endpoints: &BTreeMap<&'static str, Url>,
+    http: &HttpClient,
+) -> Option<Result<HealthReport, ProviderError>> {
+    match id {
+        ProviderId::Removebgvideo => {
+            let base = endpoints.get("url")?;
+            Some(removebgvideo::check_health(http, base).await)
+        }
+        ProviderId::Uploadcare | ProviderId::Removit | ProviderId::Removebg => None,
+    }
+}

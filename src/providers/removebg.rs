@@ -1,0 +1,866 @@
+//! remove.bg's own API (PROVIDERS.md §4). It is synchronous: one multipart
+//! call answers with the cut-out image itself, so `submit` finishes the job
+//! and there is nothing to poll. Cutout always asks for a transparent PNG and
+//! composes backgrounds and output formats itself, the same for every
+//! provider, so remove.bg's `bg_color`, `bg_image_url` and `format` choices
+//! are not offered.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::multipart::{Form, Part};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use url::Url;
+
+use super::http::{check_url_is_secure, endpoint_url, mime_for_path};
+use super::{
+    AssetSource, Call, CredentialSpec, EndpointSpec, HttpClient, JobReporter, JobRequest,
+    JobResult, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider, ProviderConfig,
+    ProviderError, ProviderId, ProviderInfo, Replay, ResultAsset, Submission,
+};
+use crate::jobs::job::{InputKind, JobInput};
+
+/// The header that carries the key.
+const API_KEY_HEADER: &str = "X-Api-Key";
+
+/// How many credits remove.bg billed for the call.
+const CREDITS_HEADER: &str = "X-Credits-Charged";
+
+/// Every PNG starts with these bytes.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// What remove.bg offers. Its "models" are the output sizes, which is what
+/// sets the price.
+pub static INFO: ProviderInfo = ProviderInfo {
+    id: ProviderId::Removebg,
+    name: "remove.bg",
+    summary: "Fast, synchronous image background removal; priced by output size",
+    models: &[
+        ModelInfo {
+            id: "auto",
+            summary: "highest resolution your plan allows",
+        },
+        ModelInfo {
+            id: "preview",
+            summary: "up to 0.25 megapixels, cheapest",
+        },
+        ModelInfo {
+            id: "full",
+            summary: "up to 25 megapixels",
+        },
+        ModelInfo {
+            id: "50MP",
+            summary: "up to 50 megapixels",
+        },
+    ],
+    options: &[
+        OptionSpec {
+            key: "type",
+            kind: OptionKind::Choice {
+                values: &[
+                    "auto",
+                    "person",
+                    "product",
+                    "animal",
+                    "car",
+                    "car_interior",
+                    "car_part",
+                    "transportation",
+                    "graphics",
+                    "other",
+                ],
+            },
+            help: "what the foreground is, when detection guesses wrong",
+        },
+        OptionSpec {
+            key: "type_level",
+            kind: OptionKind::Choice {
+                values: &["none", "1", "2", "latest"],
+            },
+            help: "how finely the foreground type is classified",
+        },
+        OptionSpec {
+            key: "crop",
+            kind: OptionKind::Bool,
+            help: "crop away empty regions around the subject",
+        },
+        OptionSpec {
+            key: "crop_margin",
+            kind: OptionKind::Text {
+                example: "30px",
+                validate: validate_crop_margin,
+            },
+            help: "margin kept around a cropped subject: 1, 2 or 4 values in px or % (needs crop=true)",
+        },
+        OptionSpec {
+            key: "scale",
+            kind: OptionKind::Text {
+                example: "80%",
+                validate: validate_scale,
+            },
+            help: "subject size relative to the image, 10% to 100%, or original",
+        },
+        OptionSpec {
+            key: "position",
+            kind: OptionKind::Text {
+                example: "center",
+                validate: validate_position,
+            },
+            help: "where the subject sits: original, center, or 1-2 percentages (horizontal vertical)",
+        },
+        OptionSpec {
+            key: "channels",
+            kind: OptionKind::Choice {
+                values: &["rgba", "alpha"],
+            },
+            help: "rgba for the cut-out, alpha for the mask alone",
+        },
+        OptionSpec {
+            key: "roi",
+            kind: OptionKind::Text {
+                example: "0% 0% 100% 100%",
+                validate: validate_roi,
+            },
+            help: "region that may hold the foreground: x1 y1 x2 y2, each in px or %",
+        },
+        OptionSpec {
+            key: "add_shadow",
+            kind: OptionKind::Bool,
+            help: "add an artificial drop shadow",
+        },
+        OptionSpec {
+            key: "semitransparency",
+            kind: OptionKind::Bool,
+            help: "keep see-through parts such as glass semi-transparent",
+        },
+    ],
+    accepts: &[InputKind::ImageFile, InputKind::ImageUrl],
+    credentials: &[CredentialSpec {
+        id: "key",
+        label: "API key",
+        env_var: "CUTOUT_REMOVEBG_KEY",
+    }],
+    endpoints: &[EndpointSpec {
+        id: "url",
+        env_var: "CUTOUT_REMOVEBG_URL",
+        default: Some("https://api.remove.bg/v1.0"),
+    }],
+    default_concurrency: 4,
+    has_health_check: false,
+    poll_deadline_secs: 120,
+};
+
+const REMOVE: Call = Call {
+    what: "remove background",
+    // Every call that reaches remove.bg is billed.
+    replay: Replay::WhenUnprocessed,
+    error_message,
+};
+
+/// The client for one configured account.
+#[derive(Debug)]
+pub struct RemoveBg {
+    http: HttpClient,
+    /// `{base}/removebg`.
+    url: Url,
+    /// The key as a header value marked sensitive, so it is exposed once and
+    /// never printed by `Debug` or reqwest's logs.
+    key: HeaderValue,
+}
+
+impl RemoveBg {
+    /// Builds the client. Fails when the key is missing or the base URL would
+    /// send it over plain HTTP to another machine.
+    pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        let base = config.endpoint("url")?;
+        check_url_is_secure(&base)?;
+        let spec = &INFO.credentials[0];
+        let secret = config
+            .credentials
+            .get(spec.id)
+            .ok_or(ProviderError::MissingCredential {
+                provider: INFO.name,
+                label: spec.label,
+                env_var: spec.env_var,
+            })?;
+        let mut key = HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
+            ProviderError::Config(format!(
+                "the {} API key contains characters that cannot be sent; check {}",
+                INFO.name, spec.env_var
+            ))
+        })?;
+        key.set_sensitive(true);
+        Ok(RemoveBg {
+            http: config.http,
+            url: endpoint_url(&base, "removebg"),
+            key,
+        })
+    }
+}
+
+/// The image as it is sent: read once, so every retry sends the same bytes
+/// without touching the disk again.
+enum ImageSource {
+    File {
+        bytes: Bytes,
+        file_name: String,
+        mime: &'static str,
+    },
+    Url(String),
+}
+
+#[async_trait]
+impl Provider for RemoveBg {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    async fn submit(
+        &self,
+        request: &JobRequest,
+        report: &dyn JobReporter,
+    ) -> Result<Submission, ProviderError> {
+        if request.options.contains_key("crop_margin")
+            && request.options.get("crop").map(String::as_str) != Some("true")
+        {
+            report.warning("crop_margin only applies with crop=true; it is ignored".to_owned());
+        }
+        report.uploading();
+        let image = match &request.input {
+            JobInput::File { path, .. } => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|source| ProviderError::Io {
+                        action: "cannot read the input",
+                        source,
+                        path: path.clone(),
+                    })?;
+                ImageSource::File {
+                    bytes: Bytes::from(bytes),
+                    file_name: path
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "image".to_owned()),
+                    mime: mime_for_path(path),
+                }
+            }
+            JobInput::Url(url) => ImageSource::Url(url.to_string()),
+        };
+        let fields = text_fields(request);
+
+        let response = self
+            .http
+            .send(REMOVE, || {
+                let mut form = match &image {
+                    ImageSource::File {
+                        bytes,
+                        file_name,
+                        mime,
+                    } => {
+                        let length = bytes.len() as u64;
+                        let part = Part::stream_with_length(bytes.clone(), length)
+                            .file_name(file_name.clone())
+                            .mime_str(mime)
+                            .map_err(|e| {
+                                ProviderError::Config(format!(
+                                    "cannot label the upload as {mime}: {e}"
+                                ))
+                            })?;
+                        Form::new().part("image_file", part)
+                    }
+                    ImageSource::Url(url) => Form::new().text("image_url", url.clone()),
+                };
+                for (name, value) in &fields {
+                    form = form.text(name.clone(), value.clone());
+                }
+                Ok(self
+                    .http
+                    .api()
+                    .post(self.url.clone())
+                    .header(API_KEY_HEADER, self.key.clone())
+                    .multipart(form))
+            })
+            .await?;
+
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let credits = header(CREDITS_HEADER);
+        let content_type = header(CONTENT_TYPE.as_str());
+        let body = response.bytes().await.map_err(|e| ProviderError::Network {
+            message: format!("the image broke off while arriving: {}", e.without_url()),
+            attempts: 1,
+        })?;
+        finished(body, credits.as_deref(), content_type.as_deref()).map(Submission::Finished)
+    }
+
+    async fn poll(
+        &self,
+        _request: &JobRequest,
+        remote_id: &str,
+    ) -> Result<PollStatus, ProviderError> {
+        Err(ProviderError::Protocol(format!(
+            "remove.bg answers within the submit call, so there is no job `{remote_id}` to poll"
+        )))
+    }
+}
+
+/// The text fields sent beside the image: the size (the model), PNG output,
+/// then each option the user set, in a stable order.
+fn text_fields(request: &JobRequest) -> Vec<(String, String)> {
+    let mut fields = vec![
+        ("size".to_owned(), request.model.clone()),
+        ("format".to_owned(), "png".to_owned()),
+    ];
+    fields.extend(
+        request
+            .options
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "size" | "format"))
+            .map(|(name, value)| (name.clone(), value.trim().to_owned())),
+    );
+    fields
+}
+
+/// Turns a 200 answer into the job's result, making sure it is really the
+/// PNG that was asked for and not, say, a proxy's error page.
+fn finished(
+    body: Bytes,
+    credits_header: Option<&str>,
+    content_type: Option<&str>,
+) -> Result<JobResult, ProviderError> {
+    if !body.starts_with(PNG_SIGNATURE) {
+        return Err(ProviderError::Protocol(format!(
+            "expected a PNG image but got {} bytes of {}",
+            body.len(),
+            content_type.unwrap_or("an unnamed type")
+        )));
+    }
+    Ok(JobResult {
+        assets: vec![ResultAsset {
+            variation: None,
+            source: AssetSource::Bytes(body),
+            extension: "png".to_owned(),
+        }],
+        credits_charged: credits_header
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|credits| credits.is_finite() && *credits >= 0.0),
+        warnings: Vec::new(),
+    })
+}
+
+// ---- options ----------------------------------------------------------------
+
+/// A length as remove.bg writes it: `30px` or `10%`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Length {
+    Pixels(u32),
+    Percent(f64),
+}
+
+fn parse_length(token: &str) -> Option<Length> {
+    if let Some(pixels) = token.strip_suffix("px") {
+        return pixels.parse().ok().map(Length::Pixels);
+    }
+    parse_percent(token).map(Length::Percent)
+}
+
+/// `NN%` with NN a finite number from 0 to 100.
+fn parse_percent(token: &str) -> Option<f64> {
+    token
+        .strip_suffix('%')?
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+}
+
+fn validate_crop_margin(value: &str) -> Result<(), String> {
+    let tokens: Vec<_> = value.split_whitespace().collect();
+    let lengths_ok = tokens.iter().all(|t| parse_length(t).is_some());
+    if matches!(tokens.len(), 1 | 2 | 4) && lengths_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected 1, 2 or 4 lengths such as `30px` or `10%`, not `{value}`"
+        ))
+    }
+}
+
+fn validate_scale(value: &str) -> Result<(), String> {
+    let value = value.trim();
+    if value == "original" || parse_percent(value).is_some_and(|p| p >= 10.0) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected `original` or a percentage from 10% to 100%, such as 80%, not `{value}`"
+        ))
+    }
+}
+
+fn validate_position(value: &str) -> Result<(), String> {
+    let tokens: Vec<_> = value.split_whitespace().collect();
+    let named = matches!(tokens.as_slice(), ["original"] | ["center"]);
+    let percentages =
+        matches!(tokens.len(), 1 | 2) && tokens.iter().all(|t| parse_percent(t).is_some());
+    if named || percentages {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected `original`, `center`, or one or two percentages such as `50% 100%`, not `{value}`"
+        ))
+    }
+}
+
+fn validate_roi(value: &str) -> Result<(), String> {
+    let wrong = || {
+        format!("expected `x1 y1 x2 y2`, each in px or %, such as `0% 0% 100% 100%`, not `{value}`")
+    };
+    let lengths: Vec<_> = value
+        .split_whitespace()
+        .map(parse_length)
+        .collect::<Option<_>>()
+        .ok_or_else(wrong)?;
+    let [x1, y1, x2, y2] = lengths.as_slice() else {
+        return Err(wrong());
+    };
+    let before = |a: &Length, b: &Length| match (a, b) {
+        (Length::Pixels(a), Length::Pixels(b)) => a < b,
+        (Length::Percent(a), Length::Percent(b)) => a < b,
+        _ => true,
+    };
+    if before(x1, x2) && before(y1, y2) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the second corner must lie right of and below the first, as in `x1 y1 x2 y2`: `{value}`"
+        ))
+    }
+}
+
+// ---- error bodies -----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<WireError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireError {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// Pulls the messages out of `{"errors":[{"title","code","detail"}]}`:
+/// `title: detail (code)`, several joined by `; `.
+fn error_message(body: &[u8]) -> Option<String> {
+    let body: ErrorBody = serde_json::from_slice(body).ok()?;
+    let messages: Vec<String> = body.errors.into_iter().filter_map(describe).collect();
+    (!messages.is_empty()).then(|| messages.join("; "))
+}
+
+fn describe(error: WireError) -> Option<String> {
+    let present = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let (title, code, detail) = (
+        present(error.title),
+        present(error.code),
+        present(error.detail),
+    );
+    let head = match (title, detail) {
+        (Some(title), Some(detail)) => format!("{title}: {detail}"),
+        (Some(text), None) | (None, Some(text)) => text,
+        (None, None) => return code,
+    };
+    Some(match code {
+        Some(code) => format!("{head} ({code})"),
+        None => head,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::extract::{Multipart, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    use super::*;
+    use crate::imaging::Background;
+    use crate::providers::{ProviderOptions, RetryPolicy};
+    use crate::secrets::Credentials;
+
+    const TINY_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    fn request(input: JobInput, options: &[(&str, &str)]) -> JobRequest {
+        let kind = input.kind(false).unwrap();
+        JobRequest {
+            input,
+            kind,
+            model: "auto".to_owned(),
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<ProviderOptions>(),
+            background: Background::Color([1, 2, 3]),
+        }
+    }
+
+    fn url_request(options: &[(&str, &str)]) -> JobRequest {
+        request(
+            JobInput::Url(Url::parse("https://example.com/cat.jpg").unwrap()),
+            options,
+        )
+    }
+
+    #[test]
+    fn info_lists_auto_first_and_accepts_only_images() {
+        assert_eq!(INFO.default_model(), "auto");
+        assert!(INFO.accepts(InputKind::ImageFile) && INFO.accepts(InputKind::ImageUrl));
+        assert!(!INFO.accepts(InputKind::VideoFile) && !INFO.accepts(InputKind::VideoUrl));
+        assert_eq!(INFO.credentials[0].env_var, "CUTOUT_REMOVEBG_KEY");
+        assert_eq!(
+            INFO.endpoints[0].default,
+            Some("https://api.remove.bg/v1.0")
+        );
+        assert!(INFO.check_model("50MP").is_ok());
+    }
+
+    #[test]
+    fn every_documented_option_value_passes_its_check() {
+        let good: ProviderOptions = [
+            ("type", "car_interior"),
+            ("type_level", "latest"),
+            ("crop", "true"),
+            ("crop_margin", "10px 5%"),
+            ("scale", "80%"),
+            ("position", "50% 100%"),
+            ("channels", "alpha"),
+            ("roi", "10px 10px 90% 90%"),
+            ("add_shadow", "false"),
+            ("semitransparency", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(INFO.check_options(&good), Ok(()));
+    }
+
+    #[test]
+    fn crop_margin_takes_one_two_or_four_lengths() {
+        for good in ["30px", "10%", "0px", "10px 20px", "1px 2% 3px 4%"] {
+            assert!(validate_crop_margin(good).is_ok(), "{good}");
+        }
+        for bad in ["30", "ten%", "-5px", "1px 2px 3px", "150%", ""] {
+            assert!(validate_crop_margin(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scale_is_original_or_ten_to_a_hundred_percent() {
+        for good in ["original", "10%", "80%", "100%", "55.5%"] {
+            assert!(validate_scale(good).is_ok(), "{good}");
+        }
+        for bad in ["5%", "101%", "80", "0.8", "big"] {
+            assert!(validate_scale(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn position_is_a_name_or_one_or_two_percentages() {
+        for good in ["original", "center", "50%", "0% 100%"] {
+            assert!(validate_position(good).is_ok(), "{good}");
+        }
+        for bad in ["left", "50", "1% 2% 3%", "center 50%", "120%"] {
+            assert!(validate_position(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roi_is_two_corners_in_order() {
+        for good in [
+            "0% 0% 100% 100%",
+            "10px 20px 300px 400px",
+            "10px 10% 90% 200px",
+        ] {
+            assert!(validate_roi(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "0% 0% 100%",
+            "a b c d",
+            "100px 0px 10px 50px",
+            "0% 50% 100% 20%",
+            "0 0 10 10",
+        ] {
+            assert!(validate_roi(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_form_asks_for_the_chosen_size_as_png_plus_each_option() {
+        let request = url_request(&[
+            ("type", "product"),
+            ("crop", "true"),
+            ("crop_margin", " 5% "),
+        ]);
+        let fields = text_fields(&request);
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("size", "auto"),
+                ("format", "png"),
+                ("crop", "true"),
+                ("crop_margin", "5%"),
+                ("type", "product"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_png_answer_becomes_one_asset_with_the_credits_charged() {
+        let result = finished(
+            Bytes::from_static(TINY_PNG),
+            Some("0.25"),
+            Some("image/png"),
+        )
+        .unwrap();
+        assert_eq!(result.assets.len(), 1);
+        assert_eq!(result.assets[0].extension, "png");
+        assert!(result.assets[0].variation.is_none());
+        assert!(
+            matches!(&result.assets[0].source, AssetSource::Bytes(b) if b.as_ref() == TINY_PNG)
+        );
+        assert_eq!(result.credits_charged, Some(0.25));
+        assert!(result.warnings.is_empty());
+
+        let unbilled = finished(Bytes::from_static(TINY_PNG), Some("n/a"), None).unwrap();
+        assert_eq!(unbilled.credits_charged, None);
+    }
+
+    #[test]
+    fn a_200_that_is_not_a_png_is_a_protocol_error() {
+        let error = finished(
+            Bytes::from_static(b"<html>captive portal</html>"),
+            None,
+            Some("text/html"),
+        )
+        .unwrap_err();
+        let ProviderError::Protocol(message) = error else {
+            panic!("expected a protocol error, got {error:?}");
+        };
+        assert!(message.contains("text/html"), "{message}");
+    }
+
+    #[test]
+    fn error_bodies_become_title_detail_and_code() {
+        let read = |v: serde_json::Value| error_message(v.to_string().as_bytes());
+        assert_eq!(
+            read(json!({"errors": [{
+                "title": "Could not identify foreground in image. For details and recommendations see https://www.remove.bg/supported-images.",
+                "code": "unknown_foreground"
+            }]}))
+            .unwrap(),
+            "Could not identify foreground in image. For details and recommendations see https://www.remove.bg/supported-images. (unknown_foreground)"
+        );
+        assert_eq!(
+            read(json!({"errors": [
+                {"title": "Invalid parameter", "code": "invalid_parameter", "detail": "size must be one of preview, full, auto"},
+                {"title": "Missing image"}
+            ]}))
+            .unwrap(),
+            "Invalid parameter: size must be one of preview, full, auto (invalid_parameter); Missing image"
+        );
+        assert_eq!(
+            read(json!({"errors": [{"code": "auth_failed"}]})).unwrap(),
+            "auth_failed"
+        );
+        assert_eq!(read(json!({"errors": []})), None);
+        assert_eq!(read(json!({"errors": [{}]})), None);
+        assert_eq!(error_message(b"Bad Gateway"), None);
+    }
+
+    // ---- against a fake server ----------------------------------------------
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    struct Recorder(Log);
+
+    impl JobReporter for Recorder {
+        fn uploading(&self) {
+            self.0.lock().unwrap().push("uploading".into());
+        }
+        fn remote_id(&self, remote_id: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("remote_id {remote_id}"));
+        }
+        fn warning(&self, message: String) {
+            self.0.lock().unwrap().push(format!("warning {message}"));
+        }
+    }
+
+    async fn fake_server(log: Log) -> Url {
+        async fn removebg(
+            State(log): State<Log>,
+            headers: HeaderMap,
+            mut form: Multipart,
+        ) -> axum::response::Response {
+            let key = headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("<none>")
+                .to_owned();
+            let mut fields = Vec::new();
+            while let Some(field) = form.next_field().await.unwrap() {
+                let name = field.name().unwrap_or_default().to_owned();
+                match field.file_name().map(str::to_owned) {
+                    Some(file) => {
+                        let mime = field.content_type().unwrap_or_default().to_owned();
+                        let length = field.bytes().await.unwrap().len();
+                        fields.push(format!("{name}={file}:{mime}:{length}"));
+                    }
+                    None => fields.push(format!("{name}={}", field.text().await.unwrap())),
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(format!("key={key} {}", fields.join(",")));
+            if key != "rbg_test_key" {
+                let body = json!({"errors": [{"title": "API Key invalid", "code": "auth_failed"}]});
+                return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            }
+            (
+                [("content-type", "image/png"), ("x-credits-charged", "1")],
+                TINY_PNG,
+            )
+                .into_response()
+        }
+        let app = Router::new()
+            .route("/v1.0/removebg", post(removebg))
+            .with_state(log);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{address}/v1.0")).unwrap()
+    }
+
+    fn client(base: &Url, key: &str) -> RemoveBg {
+        let mut credentials = Credentials::default();
+        credentials.insert("key", SecretString::from(key.to_owned()), "test");
+        let http = HttpClient::new(RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        })
+        .unwrap();
+        RemoveBg::new(ProviderConfig {
+            endpoints: BTreeMap::from([("url", base.clone())]),
+            credentials,
+            http,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_local_image_is_sent_as_image_file_and_the_png_comes_back() {
+        let log = Log::default();
+        let base = fake_server(log.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cat.jpg");
+        std::fs::write(&path, [0xffu8; 1234]).unwrap();
+        let request = request(
+            JobInput::File { path, root: None },
+            &[("crop_margin", "10px"), ("type", "animal")],
+        );
+
+        let submission = client(&base, "rbg_test_key")
+            .submit(&request, &Recorder(log.clone()))
+            .await
+            .unwrap();
+        let Submission::Finished(result) = submission else {
+            panic!("expected a finished job, got {submission:?}");
+        };
+        assert_eq!(result.credits_charged, Some(1.0));
+        assert!(
+            matches!(&result.assets[0].source, AssetSource::Bytes(b) if b.as_ref() == TINY_PNG)
+        );
+        assert_eq!(
+            log.lock().unwrap().as_slice(),
+            [
+                "warning crop_margin only applies with crop=true; it is ignored",
+                "uploading",
+                "key=rbg_test_key image_file=cat.jpg:image/jpeg:1234,size=auto,format=png,crop_margin=10px,type=animal",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_url_is_passed_on_and_a_403_means_a_bad_key() {
+        let log = Log::default();
+        let base = fake_server(log.clone()).await;
+        let error = client(&base, "wrong")
+            .submit(&url_request(&[]), &Recorder(log.clone()))
+            .await
+            .unwrap_err();
+        let ProviderError::Unauthorized { message } = error else {
+            panic!("expected unauthorized, got {error:?}");
+        };
+        assert_eq!(message, "API Key invalid (auth_failed)");
+        assert_eq!(
+            log.lock().unwrap().last().unwrap(),
+            "key=wrong image_url=https://example.com/cat.jpg,size=auto,format=png"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_input_is_an_io_error_naming_the_file() {
+        let base = Url::parse("http://127.0.0.1:9/v1.0").unwrap();
+        let missing = std::env::temp_dir().join("cutout-no-such-image.png");
+        let request = request(
+            JobInput::File {
+                path: missing.clone(),
+                root: None,
+            },
+            &[],
+        );
+        let error = client(&base, "k")
+            .submit(&request, &Recorder(Log::default()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Io { action: "cannot read the input", path, .. } if *path == missing),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn polling_a_synchronous_provider_is_a_protocol_error() {
+        let base = Url::parse("http://127.0.0.1:9/v1.0").unwrap();
+        let error = client(&base, "k")
+            .poll(&url_request(&[]), "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ProviderError::Protocol(_)));
+    }
+}

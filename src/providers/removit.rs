@@ -1,0 +1,1012 @@
+//! removit.eu (PROVIDERS.md §2).
+//!
+//! One upload starts a job; its status call reports progress and, once done,
+//! either one result link or a link per variation (`compose`, `shadowTop`, …),
+//! depending on `delivery_mode`. Variations removit could not make come with
+//! warnings rather than a failure, so they are passed on to the user.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use reqwest::multipart::{Form, Part};
+use reqwest::{RequestBuilder, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::http::{check_url_is_secure, endpoint_url, mime_for_path, snippet};
+use super::*;
+
+/// removit's description. Its options are sent as they are, so they are
+/// checked here against the values the API documents.
+pub static INFO: ProviderInfo = ProviderInfo {
+    id: ProviderId::Removit,
+    name: "removit.eu",
+    summary: "European service; can also make backgrounds, shadows and compositions from saved parameter sets",
+    models: &[ModelInfo {
+        id: "removit",
+        summary: "removit's own model",
+    }],
+    options: &[
+        OptionSpec {
+            key: "mode",
+            kind: OptionKind::Choice {
+                values: &["clipping", "background", "params"],
+            },
+            help: "clipping (cut-out, default), background, or params to apply a saved parameter set",
+        },
+        OptionSpec {
+            key: "params",
+            kind: OptionKind::Text {
+                example: "my-shadow-set",
+                validate: validate_params,
+            },
+            help: "name of a parameter set saved in your removit account; needed with mode=params",
+        },
+        OptionSpec {
+            key: "delivery_mode",
+            kind: OptionKind::Choice {
+                values: &["url", "final_url"],
+            },
+            help: "url: one result per variation (default); final_url: a single result",
+        },
+        OptionSpec {
+            key: "output_format",
+            kind: OptionKind::Choice {
+                values: &["png", "jpg", "jpeg", "psd", "tiff", "webp"],
+            },
+            help: "format of the results (default png)",
+        },
+    ],
+    accepts: &[InputKind::ImageFile, InputKind::ImageUrl],
+    credentials: &[CredentialSpec {
+        id: "key",
+        label: "API key",
+        env_var: "CUTOUT_REMOVIT_KEY",
+    }],
+    endpoints: &[EndpointSpec {
+        id: "url",
+        env_var: "CUTOUT_REMOVIT_URL",
+        default: Some("https://api.removit.eu"),
+    }],
+    default_concurrency: 4,
+    has_health_check: false,
+    poll_deadline_secs: 600,
+};
+
+fn validate_params(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        Err("give the name of a parameter set saved in your removit account".to_owned())
+    } else if value.chars().any(char::is_control) {
+        Err(format!(
+            "a parameter set name cannot contain control characters: `{}`",
+            value.escape_debug()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses option combinations removit would refuse, before anything is
+/// uploaded.
+fn check_combination(options: &ProviderOptions) -> Result<(), ProviderError> {
+    let has_params = options.get("params").is_some_and(|p| !p.trim().is_empty());
+    if options.get("mode").map(String::as_str) == Some("params") && !has_params {
+        return Err(ProviderError::Config(
+            "removit mode=params needs params=<name of a saved parameter set>".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The options to send with an upload, in [`INFO`]'s order; keys removit does
+/// not document are never sent.
+fn upload_fields(options: &ProviderOptions) -> Vec<(&'static str, String)> {
+    INFO.options
+        .iter()
+        .filter_map(|spec| Some((spec.key, options.get(spec.key)?.clone())))
+        .collect()
+}
+
+/// The JSON upload of a remote image.
+fn url_upload_body(source: &Url, options: &ProviderOptions) -> Value {
+    let mut body = Map::new();
+    body.insert("file_url".to_owned(), Value::String(source.to_string()));
+    for (key, value) in upload_fields(options) {
+        body.insert(key.to_owned(), Value::String(value));
+    }
+    Value::Object(body)
+}
+
+/// The extension of the results, from the format asked for.
+fn result_extension(options: &ProviderOptions) -> String {
+    match options.get("output_format").map(String::as_str) {
+        Some("jpeg" | "jpg") => "jpg".to_owned(),
+        Some(format) if !format.is_empty() => format.to_owned(),
+        _ => "png".to_owned(),
+    }
+}
+
+/// A non-empty string, or a number written as one (ids may be either).
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_answer(what: &str, body: &[u8]) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|_| {
+        ProviderError::Protocol(format!(
+            "{what} answered `{}` instead of JSON",
+            snippet(body)
+        ))
+    })
+}
+
+/// The job id from the upload's answer.
+fn parse_upload_answer(body: &[u8]) -> Result<String, ProviderError> {
+    let answer = parse_answer("the upload", body)?;
+    ["job_id", "id"]
+        .iter()
+        .find_map(|key| answer.get(*key).and_then(text_of))
+        .ok_or_else(|| {
+            ProviderError::Protocol(format!("the upload gave no job id in `{}`", snippet(body)))
+        })
+}
+
+/// The user-facing notes in a finished job: `warnings` (variation → messages)
+/// and `ignored_variations`.
+fn parse_warnings(answer: &Value) -> Vec<String> {
+    let mut notes = Vec::new();
+    match answer.get("warnings") {
+        Some(Value::Object(by_variation)) => {
+            for (variation, messages) in by_variation {
+                match messages {
+                    Value::Array(items) => notes.extend(
+                        items
+                            .iter()
+                            .filter_map(text_of)
+                            .map(|m| format!("{variation}: {m}")),
+                    ),
+                    other => notes.extend(text_of(other).map(|m| format!("{variation}: {m}"))),
+                }
+            }
+        }
+        Some(Value::Array(items)) => notes.extend(items.iter().filter_map(text_of)),
+        Some(other) => notes.extend(text_of(other)),
+        None => {}
+    }
+    if let Some(Value::Array(ignored)) = answer.get("ignored_variations") {
+        notes.extend(
+            ignored
+                .iter()
+                .filter_map(text_of)
+                .map(|v| format!("variation {v} was ignored")),
+        );
+    }
+    notes
+}
+
+fn parse_link(link: &str) -> Result<Url, ProviderError> {
+    Url::parse(link).map_err(|_| {
+        ProviderError::Protocol(format!("removit gave an unusable result link: {link}"))
+    })
+}
+
+/// The results of a finished job. With `delivery_mode=final_url` the single
+/// link wins; otherwise the per-variation links do, in name order so file
+/// names come out the same on every run.
+fn finished(answer: &Value, options: &ProviderOptions) -> Result<PollStatus, ProviderError> {
+    let extension = result_extension(options);
+    let warnings = parse_warnings(answer);
+    let single = answer.get("final_url").and_then(text_of);
+    let mut variations: Vec<(String, String)> = match answer.get("final_urls") {
+        Some(Value::Object(links)) => links
+            .iter()
+            .filter_map(|(name, link)| Some((name.clone(), text_of(link)?)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    variations.sort();
+    let wants_single = options.get("delivery_mode").map(String::as_str) == Some("final_url");
+
+    let assets = match single {
+        Some(link) if wants_single || variations.is_empty() => vec![ResultAsset {
+            variation: None,
+            source: AssetSource::Url(parse_link(&link)?),
+            extension,
+        }],
+        _ => variations
+            .into_iter()
+            .map(|(name, link)| {
+                Ok(ResultAsset {
+                    variation: Some(name),
+                    source: AssetSource::Url(parse_link(&link)?),
+                    extension: extension.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ProviderError>>()?,
+    };
+    if assets.is_empty() {
+        let mut message = "removit finished without any result".to_owned();
+        if !warnings.is_empty() {
+            message = format!("{message} ({})", warnings.join("; "));
+        }
+        return Ok(PollStatus::Failed { message });
+    }
+    Ok(PollStatus::Done(JobResult {
+        assets,
+        credits_charged: None,
+        warnings,
+    }))
+}
+
+/// What a status answer means. `state` is the simple word (`pending`,
+/// `done`); `status` the detailed step, whose list is unconfirmed, so failure
+/// words are looked for in both.
+fn parse_status(body: &[u8], options: &ProviderOptions) -> Result<PollStatus, ProviderError> {
+    let answer = parse_answer("the status", body)?;
+    let word = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default()
+    };
+    let (state, status) = (word("state"), word("status"));
+    let is = |words: &[&str]| words.contains(&state.as_str()) || words.contains(&status.as_str());
+
+    if is(&["failed", "error", "failure", "cancelled", "canceled"]) {
+        let message = ["error", "message", "detail", "reason"]
+            .iter()
+            .find_map(|key| answer.get(*key).and_then(text_of))
+            .unwrap_or_else(|| {
+                let word = if status.is_empty() { &state } else { &status };
+                format!("removit reports the job as {word} without saying why")
+            });
+        return Ok(PollStatus::Failed { message });
+    }
+    if state == "done" || is(&["done", "completed", "complete", "succeeded", "success"]) {
+        return finished(&answer, options);
+    }
+    if state.is_empty() && status.is_empty() {
+        return Err(ProviderError::Protocol(format!(
+            "the status gave neither state nor status in `{}`",
+            snippet(body)
+        )));
+    }
+    let progress = answer
+        .get("progress")
+        .and_then(|p| p.as_f64().or_else(|| p.as_str()?.trim().parse().ok()))
+        .filter(|p| p.is_finite())
+        .map(|p| p.clamp(0.0, 100.0).round() as u8);
+    Ok(PollStatus::Pending { progress })
+}
+
+/// Pulls removit's words out of an error body, so the user reads "API key
+/// invalid" or "file_url: must be a valid URL" rather than a status code.
+fn error_message(body: &[u8]) -> Option<String> {
+    let answer: Value = serde_json::from_slice(body).ok()?;
+    let (code, error_message) = match answer.get("error") {
+        Some(Value::Object(error)) => (
+            error.get("code").and_then(text_of),
+            error.get("message").and_then(text_of),
+        ),
+        Some(other) => (text_of(other), None),
+        None => (None, None),
+    };
+    let message = error_message.or_else(|| answer.get("message").and_then(text_of));
+    if let Some(Value::Object(details)) = answer.get("details") {
+        let mut lines = Vec::new();
+        for (field, messages) in details {
+            match messages {
+                Value::Array(items) => lines.extend(
+                    items
+                        .iter()
+                        .filter_map(text_of)
+                        .map(|m| format!("{field}: {m}")),
+                ),
+                other => lines.extend(text_of(other).map(|m| format!("{field}: {m}"))),
+            }
+        }
+        if !lines.is_empty() {
+            return Some(lines.join("; "));
+        }
+    }
+    match code.as_deref() {
+        Some("not_found") => Some("removit does not know this job".to_owned()),
+        Some("insufficient_credits") if message.is_none() => {
+            Some("the removit account has insufficient credits".to_owned())
+        }
+        Some(code) => Some(message.unwrap_or_else(|| code.replace('_', " "))),
+        None => message,
+    }
+}
+
+async fn read_body(response: Response) -> Result<Bytes, ProviderError> {
+    response.bytes().await.map_err(|e| ProviderError::Network {
+        message: format!("the answer broke off: {}", e.without_url()),
+        attempts: 1,
+    })
+}
+
+/// A client of one removit account.
+pub struct Removit {
+    http: HttpClient,
+    base: Url,
+    key: SecretString,
+}
+
+impl Removit {
+    /// Checks the configuration: a key, and a base URL safe to send it to.
+    pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
+        let missing = ProviderError::MissingCredential {
+            provider: INFO.name,
+            label: "API key",
+            env_var: "CUTOUT_REMOVIT_KEY",
+        };
+        let key = config.credentials.get("key").cloned().ok_or(missing)?;
+        let base = config.endpoint("url")?;
+        check_url_is_secure(&base)?;
+        Ok(Removit {
+            http: config.http,
+            base,
+            key,
+        })
+    }
+
+    /// A request carrying the key in a header the logs never show.
+    fn authorized(&self, builder: RequestBuilder) -> Result<RequestBuilder, ProviderError> {
+        let mut key = HeaderValue::try_from(self.key.expose_secret()).map_err(|_| {
+            ProviderError::Config(
+                "the removit API key has characters that cannot be sent; check it".to_owned(),
+            )
+        })?;
+        key.set_sensitive(true);
+        Ok(builder.header("X-API-Key", key))
+    }
+
+    /// Uploads a local file with the options as form fields.
+    async fn upload_file(
+        &self,
+        path: &Path,
+        options: &ProviderOptions,
+    ) -> Result<Response, ProviderError> {
+        let bytes =
+            Bytes::from(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|source| ProviderError::Io {
+                        action: "cannot read the input",
+                        source,
+                        path: path.to_owned(),
+                    })?,
+            );
+        let file_name = path
+            .file_name()
+            .map_or_else(|| "image".to_owned(), |n| n.to_string_lossy().into_owned());
+        let mime = mime_for_path(path);
+        let fields = upload_fields(options);
+        let url = endpoint_url(&self.base, "api/v1/upload");
+        self.http
+            .send(upload_call(), || {
+                let part = Part::stream(bytes.clone())
+                    .file_name(file_name.clone())
+                    .mime_str(mime)
+                    .map_err(|e| ProviderError::Config(format!("cannot describe the file: {e}")))?;
+                let form = fields
+                    .iter()
+                    .fold(Form::new(), |form, (key, value)| {
+                        form.text(*key, value.clone())
+                    })
+                    .part("file", part);
+                self.authorized(self.http.api().post(url.clone()).multipart(form))
+            })
+            .await
+    }
+}
+
+fn upload_call() -> Call {
+    Call {
+        what: "upload",
+        replay: Replay::WhenUnprocessed,
+        error_message,
+    }
+}
+
+#[async_trait]
+impl Provider for Removit {
+    fn info(&self) -> &'static ProviderInfo {
+        &INFO
+    }
+
+    async fn submit(
+        &self,
+        request: &JobRequest,
+        report: &dyn JobReporter,
+    ) -> Result<Submission, ProviderError> {
+        check_combination(&request.options)?;
+        report.uploading();
+        let response = match &request.input {
+            JobInput::File { path, .. } => self.upload_file(path, &request.options).await?,
+            JobInput::Url(source) => {
+                let body = url_upload_body(source, &request.options);
+                let url = endpoint_url(&self.base, "api/v1/upload");
+                self.http
+                    .send(upload_call(), || {
+                        self.authorized(self.http.api().post(url.clone()).json(&body))
+                    })
+                    .await?
+            }
+        };
+        let remote_id = parse_upload_answer(&read_body(response).await?)?;
+        report.remote_id(&remote_id);
+        Ok(Submission::Accepted { remote_id })
+    }
+
+    async fn poll(
+        &self,
+        request: &JobRequest,
+        remote_id: &str,
+    ) -> Result<PollStatus, ProviderError> {
+        let mut url = endpoint_url(&self.base, "api/v1/status");
+        url.query_pairs_mut().append_pair("job_id", remote_id);
+        let call = Call {
+            what: "status",
+            replay: Replay::Always,
+            error_message,
+        };
+        let response = self
+            .http
+            .send(call, || self.authorized(self.http.api().get(url.clone())))
+            .await?;
+        parse_status(&read_body(response).await?, &request.options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::extract::{FromRequest, Multipart, Request};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response as AxumResponse};
+
+    fn options(pairs: &[(&str, &str)]) -> ProviderOptions {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn links(status: &PollStatus) -> Vec<(Option<String>, String, String)> {
+        let PollStatus::Done(result) = status else {
+            panic!("not done: {status:?}");
+        };
+        result
+            .assets
+            .iter()
+            .map(|a| {
+                let AssetSource::Url(url) = &a.source else {
+                    panic!()
+                };
+                (a.variation.clone(), url.to_string(), a.extension.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_declared_options_check_their_values() {
+        let good = options(&[
+            ("mode", "params"),
+            ("params", "studio shadow"),
+            ("delivery_mode", "final_url"),
+            ("output_format", "webp"),
+        ]);
+        assert!(INFO.check_options(&good).is_ok());
+        assert!(INFO.check_options(&options(&[("mode", "magic")])).is_err());
+        assert!(
+            INFO.check_options(&options(&[("output_format", "gif")]))
+                .is_err()
+        );
+        assert!(INFO.check_options(&options(&[("params", "  ")])).is_err());
+        assert!(INFO.check_options(&options(&[("size", "full")])).is_err());
+    }
+
+    #[test]
+    fn mode_params_without_a_parameter_set_is_refused() {
+        let error = check_combination(&options(&[("mode", "params")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "removit mode=params needs params=<name of a saved parameter set>"
+        );
+        assert!(check_combination(&options(&[("mode", "params"), ("params", "set")])).is_ok());
+        assert!(check_combination(&options(&[("mode", "clipping")])).is_ok());
+    }
+
+    #[test]
+    fn a_url_upload_is_json_with_the_options_beside_the_link() {
+        let body = url_upload_body(
+            &Url::parse("https://example.com/cat.jpg").unwrap(),
+            &options(&[("mode", "background"), ("output_format", "jpg")]),
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "file_url": "https://example.com/cat.jpg",
+                "mode": "background",
+                "output_format": "jpg",
+            })
+        );
+    }
+
+    #[test]
+    fn the_upload_answer_gives_the_job_id_whatever_its_type() {
+        assert_eq!(
+            parse_upload_answer(br#"{"job_id": "c0ffee", "status": "queued", "mode": "clipping"}"#)
+                .unwrap(),
+            "c0ffee"
+        );
+        assert_eq!(
+            parse_upload_answer(br#"{"job_id": 1234, "status": "queued"}"#).unwrap(),
+            "1234"
+        );
+        assert!(matches!(
+            parse_upload_answer(br#"{"status": "queued"}"#),
+            Err(ProviderError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_upload_answer(b"OK"),
+            Err(ProviderError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn a_pending_job_reports_its_progress() {
+        let body = br#"{"job_id":"j","status":"pending_compose","state":"pending","mode":"params","progress":33,"final_url":null}"#;
+        assert!(matches!(
+            parse_status(body, &ProviderOptions::new()).unwrap(),
+            PollStatus::Pending { progress: Some(33) }
+        ));
+        let queued = br#"{"job_id":"j","status":"queued"}"#;
+        assert!(matches!(
+            parse_status(queued, &ProviderOptions::new()).unwrap(),
+            PollStatus::Pending { progress: None }
+        ));
+        let odd = br#"{"status":"pending_clip","state":"pending","progress":"250.4"}"#;
+        assert!(matches!(
+            parse_status(odd, &ProviderOptions::new()).unwrap(),
+            PollStatus::Pending {
+                progress: Some(100)
+            }
+        ));
+    }
+
+    #[test]
+    fn a_job_done_with_final_url_has_one_asset() {
+        let body = br#"{"job_id":"j","status":"done","state":"done","progress":100,"final_url":"https://cdn.removit.eu/r/j.jpg"}"#;
+        let status = parse_status(
+            body,
+            &options(&[("delivery_mode", "final_url"), ("output_format", "jpeg")]),
+        )
+        .unwrap();
+        assert_eq!(
+            links(&status),
+            [(
+                None,
+                "https://cdn.removit.eu/r/j.jpg".to_owned(),
+                "jpg".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_job_done_with_variations_has_one_asset_each_in_name_order_and_passes_warnings_on() {
+        let body = br#"{
+            "job_id": "j", "status": "done", "state": "done", "progress": 100, "final_url": null,
+            "final_urls": {
+                "shadowTop": "https://cdn.removit.eu/r/j-shadowTop.png",
+                "compose": "https://cdn.removit.eu/r/j-compose.png",
+                "background": "https://cdn.removit.eu/r/j-background.png",
+                "shadow_wall": null
+            },
+            "warnings": {"shadow_wall": ["params not provided"], "compose": "low resolution"},
+            "ignored_variations": ["shadow_wall"]
+        }"#;
+        let status = parse_status(body, &ProviderOptions::new()).unwrap();
+        let png = |v: &str| {
+            (
+                Some(v.to_owned()),
+                format!("https://cdn.removit.eu/r/j-{v}.png"),
+                "png".to_owned(),
+            )
+        };
+        assert_eq!(
+            links(&status),
+            [png("background"), png("compose"), png("shadowTop")]
+        );
+        let PollStatus::Done(result) = status else {
+            unreachable!()
+        };
+        assert_eq!(
+            result.warnings,
+            [
+                "compose: low resolution",
+                "shadow_wall: params not provided",
+                "variation shadow_wall was ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_done_job_without_any_link_fails_with_its_warnings() {
+        let body = br#"{"status":"done","state":"done","final_url":null,"final_urls":{},"ignored_variations":["shadow_wall"]}"#;
+        match parse_status(body, &ProviderOptions::new()).unwrap() {
+            PollStatus::Failed { message } => {
+                assert_eq!(
+                    message,
+                    "removit finished without any result (variation shadow_wall was ignored)"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_job_carries_removits_words_or_says_it_failed() {
+        let cases = [
+            (
+                r#"{"status":"failed","state":"done","error":"no subject found"}"#,
+                "no subject found",
+            ),
+            (
+                r#"{"status":"error","message":"compose failed"}"#,
+                "compose failed",
+            ),
+            (
+                r#"{"status":"failed"}"#,
+                "removit reports the job as failed without saying why",
+            ),
+            (
+                r#"{"state":"error"}"#,
+                "removit reports the job as error without saying why",
+            ),
+        ];
+        for (body, expected) in cases {
+            match parse_status(body.as_bytes(), &ProviderOptions::new()).unwrap() {
+                PollStatus::Failed { message } => assert_eq!(message, expected, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_status_without_state_or_status_is_a_protocol_error() {
+        assert!(matches!(
+            parse_status(br#"{"job_id":"j"}"#, &ProviderOptions::new()),
+            Err(ProviderError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn error_bodies_give_removits_words() {
+        let message = |body: &str| error_message(body.as_bytes());
+        assert_eq!(
+            message(r#"{"error":"unauthorized","message":"API key invalid"}"#).as_deref(),
+            Some("API key invalid")
+        );
+        assert_eq!(
+            message(r#"{"error":"insufficient_credits"}"#).as_deref(),
+            Some("the removit account has insufficient credits")
+        );
+        assert_eq!(
+            message(r#"{"error":"not_found"}"#).as_deref(),
+            Some("removit does not know this job")
+        );
+        assert_eq!(
+            message(r#"{"error":"validation","details":{"file":["exactly one of file and file_url"],"job_id":["is missing","must be a uuid"]}}"#).as_deref(),
+            Some("file: exactly one of file and file_url; job_id: is missing; job_id: must be a uuid")
+        );
+        assert_eq!(
+            message(r#"{"error":"rate_limited"}"#).as_deref(),
+            Some("rate limited")
+        );
+        assert_eq!(message("Internal Server Error"), None);
+    }
+
+    // --- the client against a small fake of the API ---
+
+    const KEY: &str = "test-key";
+
+    fn json(status: StatusCode, body: Value) -> AxumResponse {
+        (status, axum::Json(body)).into_response()
+    }
+
+    async fn fake(request: Request, seen: Arc<Mutex<Vec<String>>>) -> AxumResponse {
+        let (parts, body) = request.into_parts();
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {path_and_query}", parts.method));
+        if parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
+            return json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "unauthorized", "message": "API key invalid"}),
+            );
+        }
+        let content_type = parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        match (parts.method.as_str(), parts.uri.path()) {
+            ("POST", "/api/v1/upload") if content_type.starts_with("multipart/form-data") => {
+                let mut form = Multipart::from_request(Request::from_parts(parts, body), &())
+                    .await
+                    .unwrap();
+                let mut fields = Vec::new();
+                while let Some(field) = form.next_field().await.unwrap() {
+                    let name = field.name().unwrap_or_default().to_owned();
+                    let meta = format!("{:?} {:?}", field.file_name(), field.content_type());
+                    let bytes = field.bytes().await.unwrap();
+                    fields.push(if name == "file" {
+                        format!("file {meta} {} bytes", bytes.len())
+                    } else {
+                        format!("{name}={}", String::from_utf8_lossy(&bytes))
+                    });
+                }
+                assert_eq!(
+                    fields,
+                    [
+                        "mode=clipping",
+                        "output_format=webp",
+                        r#"file Some("cat.jpg") Some("image/jpeg") 3 bytes"#
+                    ]
+                );
+                json(
+                    StatusCode::CREATED,
+                    serde_json::json!({"job_id": "job-7", "status": "queued", "mode": "clipping"}),
+                )
+            }
+            ("POST", "/api/v1/upload") => {
+                assert!(
+                    content_type.starts_with("application/json"),
+                    "{content_type}"
+                );
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let sent: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(
+                    sent,
+                    serde_json::json!({"file_url": "https://example.com/cat.jpg", "delivery_mode": "final_url"})
+                );
+                json(
+                    StatusCode::ACCEPTED,
+                    serde_json::json!({"job_id": "job-8", "status": "queued", "mode": "clipping"}),
+                )
+            }
+            ("GET", "/api/v1/status") if parts.uri.query() == Some("job_id=job-7") => {
+                let polls = seen
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s.starts_with("GET /api/v1/status"))
+                    .count();
+                if polls < 2 {
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({"job_id": "job-7", "status": "pending_compose", "state": "pending", "progress": 33, "final_url": null}),
+                    )
+                } else {
+                    json(
+                        StatusCode::OK,
+                        serde_json::json!({
+                            "job_id": "job-7", "status": "done", "state": "done", "progress": 100, "final_url": null,
+                            "final_urls": {"clipping": "https://cdn.example/job-7/clipping.webp", "compose": "https://cdn.example/job-7/compose.webp"},
+                            "warnings": {"shadow_wall": ["params not provided"]},
+                            "ignored_variations": ["shadow_wall"]
+                        }),
+                    )
+                }
+            }
+            ("GET", "/api/v1/status") => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "not_found"}),
+            ),
+            _ => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "not_found"}),
+            ),
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl JobReporter for Recorder {
+        fn uploading(&self) {
+            self.0.lock().unwrap().push("uploading".to_owned());
+        }
+        fn remote_id(&self, remote_id: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("remote_id {remote_id}"));
+        }
+        fn warning(&self, message: String) {
+            self.0.lock().unwrap().push(format!("warning {message}"));
+        }
+    }
+
+    async fn start_fake() -> (Url, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let app = axum::Router::new().fallback(move |request: Request| fake(request, s.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, seen)
+    }
+
+    fn client(base: &Url, key: &str) -> Removit {
+        let mut endpoints = BTreeMap::new();
+        endpoints.insert("url", base.clone());
+        let mut credentials = Credentials::default();
+        credentials.insert("key", SecretString::from(key.to_owned()), "test");
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        };
+        Removit::new(ProviderConfig {
+            endpoints,
+            credentials,
+            http: HttpClient::new(policy).unwrap(),
+        })
+        .unwrap()
+    }
+
+    fn job(input: JobInput, kind: InputKind, options: ProviderOptions) -> JobRequest {
+        JobRequest {
+            input,
+            kind,
+            model: "removit".to_owned(),
+            options,
+            background: Background::Transparent,
+        }
+    }
+
+    fn cat_file(dir: &tempfile::TempDir) -> JobInput {
+        let path = dir.path().join("cat.jpg");
+        std::fs::write(&path, b"\xff\xd8\xff").unwrap();
+        JobInput::File { path, root: None }
+    }
+
+    #[tokio::test]
+    async fn a_file_is_uploaded_with_its_options_then_polled_to_its_variations() {
+        let (base, seen) = start_fake().await;
+        let provider = client(&base, KEY);
+        let dir = tempfile::tempdir().unwrap();
+        let request = job(
+            cat_file(&dir),
+            InputKind::ImageFile,
+            options(&[("mode", "clipping"), ("output_format", "webp")]),
+        );
+        let report = Recorder::default();
+
+        let submission = provider.submit(&request, &report).await.unwrap();
+        assert!(matches!(&submission, Submission::Accepted { remote_id } if remote_id == "job-7"));
+        assert_eq!(*report.0.lock().unwrap(), ["uploading", "remote_id job-7"]);
+
+        assert!(matches!(
+            provider.poll(&request, "job-7").await.unwrap(),
+            PollStatus::Pending { progress: Some(33) }
+        ));
+        let done = provider.poll(&request, "job-7").await.unwrap();
+        assert_eq!(
+            links(&done),
+            [
+                (
+                    Some("clipping".to_owned()),
+                    "https://cdn.example/job-7/clipping.webp".to_owned(),
+                    "webp".to_owned()
+                ),
+                (
+                    Some("compose".to_owned()),
+                    "https://cdn.example/job-7/compose.webp".to_owned(),
+                    "webp".to_owned()
+                ),
+            ]
+        );
+        let PollStatus::Done(result) = done else {
+            unreachable!()
+        };
+        assert_eq!(
+            result.warnings,
+            [
+                "shadow_wall: params not provided",
+                "variation shadow_wall was ignored"
+            ]
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "POST /api/v1/upload",
+                "GET /api/v1/status?job_id=job-7",
+                "GET /api/v1/status?job_id=job-7"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_is_sent_as_json() {
+        let (base, _) = start_fake().await;
+        let provider = client(&base, KEY);
+        let request = job(
+            JobInput::Url(Url::parse("https://example.com/cat.jpg").unwrap()),
+            InputKind::ImageUrl,
+            options(&[("delivery_mode", "final_url")]),
+        );
+        let submission = provider
+            .submit(&request, &Recorder::default())
+            .await
+            .unwrap();
+        assert!(matches!(submission, Submission::Accepted { remote_id } if remote_id == "job-8"));
+    }
+
+    #[tokio::test]
+    async fn mode_params_without_params_fails_before_any_request() {
+        let (base, seen) = start_fake().await;
+        let provider = client(&base, KEY);
+        let dir = tempfile::tempdir().unwrap();
+        let request = job(
+            cat_file(&dir),
+            InputKind::ImageFile,
+            options(&[("mode", "params")]),
+        );
+        let report = Recorder::default();
+        let error = provider.submit(&request, &report).await.unwrap_err();
+        assert!(matches!(error, ProviderError::Config(_)), "{error:?}");
+        assert!(seen.lock().unwrap().is_empty());
+        assert!(report.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_and_an_unknown_job_say_what_removit_said() {
+        let (base, _) = start_fake().await;
+        let dir = tempfile::tempdir().unwrap();
+        let request = job(cat_file(&dir), InputKind::ImageFile, ProviderOptions::new());
+        let error = client(&base, "wrong")
+            .submit(&request, &Recorder::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the API key was refused (API key invalid); check your key"
+        );
+        let error = client(&base, KEY)
+            .poll(&request, "job-unknown")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Rejected { status: 404, .. }),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .ends_with("removit does not know this job"),
+            "{error}"
+        );
+    }
+}
