@@ -617,10 +617,14 @@ impl JobTask {
             )));
         }
         let dir = output_dir_for(&self.output.dir, &self.request.input);
+        // Variation names tell several results apart; a single result keeps
+        // the plain name whatever the provider called it.
+        let several = result.assets.len() > 1;
         let mut ready = Vec::with_capacity(result.assets.len());
         for asset in &result.assets {
             let (pending, extension) = self.fetch_asset(asset, &dir).await?;
-            ready.push((pending, asset.variation.clone(), extension));
+            let variation = asset.variation.clone().filter(|_| several);
+            ready.push((pending, variation, extension));
         }
         let stem = self.request.input.stem();
         let mut outputs = Vec::with_capacity(ready.len());

@@ -318,9 +318,9 @@ fn error_message(body: &[u8]) -> Option<String> {
         }
     }
     match code.as_deref() {
-        Some("not_found") => Some("removit does not know this job".to_owned()),
+        Some("not_found") => Some("removit does not know this job (not_found)".to_owned()),
         Some("insufficient_credits") if message.is_none() => {
-            Some("the removit account has insufficient credits".to_owned())
+            Some("the removit account has insufficient credits (insufficient_credits)".to_owned())
         }
         Some(code) => Some(message.unwrap_or_else(|| code.replace('_', " "))),
         None => message,
@@ -703,11 +703,11 @@ mod tests {
         );
         assert_eq!(
             message(r#"{"error":"insufficient_credits"}"#).as_deref(),
-            Some("the removit account has insufficient credits")
+            Some("the removit account has insufficient credits (insufficient_credits)")
         );
         assert_eq!(
             message(r#"{"error":"not_found"}"#).as_deref(),
-            Some("removit does not know this job")
+            Some("removit does not know this job (not_found)")
         );
         assert_eq!(
             message(r#"{"error":"validation","details":{"file":["exactly one of file and file_url"],"job_id":["is missing","must be a uuid"]}}"#).as_deref(),
@@ -1005,7 +1005,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .ends_with("removit does not know this job"),
+                .ends_with("removit does not know this job (not_found)"),
             "{error}"
         );
     }

@@ -1,0 +1,170 @@
+//! Rules every provider shares: where outputs go, that nothing is overwritten,
+//! local format and background, concurrency, and cancelling with Ctrl-C.
+
+use std::time::{Duration, Instant};
+
+use crate::fakes::PHOTO_SIZE;
+use crate::fakes::removebg::{self, FakeRemoveBg};
+use crate::fakes::removit::{self, FakeRemovit};
+use crate::harness::{Workspace, assert_cutout_png};
+
+#[test]
+fn a_folder_keeps_its_tree_and_skips_what_is_not_an_image() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    ws.photo("shots/front.jpg");
+    ws.photo("shots/detail/cap.png");
+    ws.file("shots/notes.txt", b"shoot list");
+    ws.file("shots/detail/README.md", b"# detail shots");
+
+    let run = ws
+        .batch("removebg")
+        .envs(fake.env())
+        .arg(ws.inputs.join("shots"))
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(
+        ws.out_files(),
+        ["shots/detail/cap.png", "shots/front.png"],
+        "{run}"
+    );
+    assert_cutout_png(&ws.out_path("shots/detail/cap.png"), PHOTO_SIZE);
+    assert_cutout_png(&ws.out_path("shots/front.png"), PHOTO_SIZE);
+    assert_eq!(fake.submissions(), 2, "only the images are sent\n{run}");
+    let mut skipped: Vec<&str> = run
+        .of("skipped")
+        .iter()
+        .filter_map(|e| e["input"].as_str())
+        .collect();
+    skipped.sort();
+    assert!(
+        skipped.len() == 2
+            && skipped[0].ends_with("README.md")
+            && skipped[1].ends_with("notes.txt"),
+        "the skipped files are reported: {skipped:?}\n{run}"
+    );
+    run.assert_summary(2, 0, 0);
+}
+
+#[test]
+fn an_existing_output_is_never_overwritten() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+    std::fs::create_dir_all(&ws.out).expect("create out");
+    std::fs::write(ws.out_path("bottle.png"), b"yesterday's edit").expect("an earlier output");
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!(
+        std::fs::read(ws.out_path("bottle.png")).expect("the earlier file"),
+        b"yesterday's edit"
+    );
+    assert_eq!(ws.out_files(), ["bottle (1).png", "bottle.png"], "{run}");
+    assert_cutout_png(&ws.out_path("bottle (1).png"), PHOTO_SIZE);
+}
+
+#[test]
+fn jpg_on_a_white_background_is_an_opaque_jpeg_of_the_same_size() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.png");
+
+    let run = ws
+        .batch("removebg")
+        .envs(fake.env())
+        .args(["--format", "jpg", "--bg", "#ffffff"])
+        .arg(&photo)
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["bottle.jpg"], "{run}");
+    let bytes = std::fs::read(ws.out_path("bottle.jpg")).expect("the JPEG");
+    assert_eq!(
+        image::guess_format(&bytes).ok(),
+        Some(image::ImageFormat::Jpeg)
+    );
+    let image = image::load_from_memory(&bytes).expect("decode the JPEG");
+    assert!(!image.color().has_alpha());
+    let image = image.to_rgb8();
+    assert_eq!(image.dimensions(), PHOTO_SIZE);
+    let (w, h) = PHOTO_SIZE;
+    for (x, y) in [(0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)] {
+        let pixel = image.get_pixel(x, y);
+        assert!(
+            pixel.0.iter().all(|&c| c >= 245),
+            "corner ({x},{y}) is {pixel:?}, not white"
+        );
+    }
+    let centre = image.get_pixel(w / 2, h / 2);
+    assert!(
+        centre.0.iter().any(|&c| c < 200),
+        "the product is missing: {centre:?}"
+    );
+}
+
+#[test]
+fn concurrency_2_is_never_exceeded() {
+    let fake = FakeRemoveBg::start(removebg::Script {
+        processing_ms: 250,
+        ..removebg::Script::default()
+    });
+    let ws = Workspace::new();
+    let photos: Vec<_> = (1..=5).map(|i| ws.photo(&format!("item{i}.jpg"))).collect();
+
+    let run = ws
+        .batch("removebg")
+        .envs(fake.env())
+        .args(["--concurrency", "2"])
+        .args(&photos)
+        .run();
+
+    run.assert_code(0);
+    run.assert_summary(5, 0, 0);
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "at most 2 at once, and 2 when there is work\n{run}"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_jobs_in_flight_and_leaves_nothing_behind() {
+    let fake = FakeRemovit::start(removit::Script {
+        never_finishes: true,
+        ..removit::Script::default()
+    });
+    let ws = Workspace::new();
+    let first = ws.photo("first.jpg");
+    let second = ws.photo("second.jpg");
+
+    let running = ws
+        .batch("removit")
+        .envs(fake.env())
+        .args(["--concurrency", "2"])
+        .arg(&first)
+        .arg(&second)
+        .spawn();
+    let waiting = Instant::now();
+    while fake.jobs_created() < 2 || fake.status_polls() < 2 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the jobs never reached removit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.interrupt();
+    let run = running.wait();
+
+    run.assert_code(130);
+    assert_eq!(run.of("cancelled").len(), 2, "{run}");
+    run.assert_summary(0, 0, 2);
+    assert!(
+        ws.out_files().is_empty(),
+        "left behind: {:?}",
+        ws.out_files()
+    );
+    assert_eq!(fake.submissions(), 2, "{run}");
+}

@@ -1,0 +1,234 @@
+//! remove.bg: one synchronous call per image, paid per call, so nothing may be
+//! sent twice unless the service surely did not act on it.
+
+use std::time::Duration;
+
+use crate::fakes::removebg::{FakeRemoveBg, KEY, Script};
+use crate::fakes::{Breakage, Fault, PHOTO_SIZE};
+use crate::harness::{Workspace, assert_cutout_png, assert_mentions, assert_same_paths};
+
+#[test]
+fn a_photo_comes_back_as_a_transparent_png_of_the_same_size_with_its_credits() {
+    let fake = FakeRemoveBg::start(Script::default());
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+    assert_same_paths(&run.outputs(), &[ws.out_path("bottle.png")]);
+    let added = run.of("added");
+    assert_eq!(added.len(), 1, "{run}");
+    assert_eq!(added[0]["provider"], "removebg", "{run}");
+    assert_eq!(added[0]["model"], "auto", "{run}");
+    assert_eq!(
+        run.of("done")[0]["credits_charged"].as_f64(),
+        Some(1.0),
+        "{run}"
+    );
+    run.assert_summary(1, 0, 0);
+
+    let sent = fake.journal().matching("POST", "/v1.0/removebg");
+    assert_eq!(sent.len(), 1, "exactly one paid call");
+    assert_eq!(sent[0].header("x-api-key"), Some(KEY));
+    assert_eq!(sent[0].field("size"), Some("auto"));
+    assert_eq!(sent[0].field("format"), Some("png"));
+    let part = sent[0]
+        .file("image_file")
+        .expect("the photo in `image_file`");
+    assert!(
+        part.content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("image/")),
+        "{part:?}"
+    );
+    fake.journal().assert_secret_only_in(KEY, Some("x-api-key"));
+}
+
+#[test]
+fn an_image_url_is_passed_for_remove_bg_to_fetch_and_named_after_its_last_segment() {
+    let fake = FakeRemoveBg::start(Script::default());
+    let ws = Workspace::new();
+    let url = "https://shop.example/catalogue/red-bottle.jpg";
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(url).run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["red-bottle.png"], "{run}");
+    assert_cutout_png(&ws.out_path("red-bottle.png"), PHOTO_SIZE);
+    let sent = fake.journal().matching("POST", "/v1.0/removebg");
+    assert_eq!(sent[0].field("image_url"), Some(url));
+    assert!(sent[0].file("image_file").is_none());
+}
+
+#[test]
+fn refusals_say_what_to_do_in_remove_bgs_own_words() {
+    let cases: [(&str, Script, Option<&str>, &[&str]); 3] = [
+        (
+            "bad key",
+            Script::default(),
+            Some("rbg-wrong-NEVERPRINT-0000"),
+            &["check your key", "API Key invalid"],
+        ),
+        (
+            "no credits",
+            Script {
+                credits: 0.0,
+                ..Script::default()
+            },
+            None,
+            &["out of credits"],
+        ),
+        (
+            "no foreground",
+            Script {
+                finds_foreground: false,
+                ..Script::default()
+            },
+            None,
+            &["Could not identify foreground in image"],
+        ),
+    ];
+    for (case, script, key, expected) in cases {
+        let fake = FakeRemoveBg::start(script);
+        let ws = Workspace::new();
+        let photo = ws.photo("bottle.png");
+        let mut cli = ws.batch("removebg").envs(fake.env()).arg(&photo);
+        if let Some(key) = key {
+            cli = cli.env("CUTOUT_REMOVEBG_KEY", key);
+        }
+
+        let run = cli.run();
+
+        run.assert_code(1);
+        let error = run.only_error();
+        for needle in expected {
+            assert_mentions(&error, needle, &run);
+        }
+        assert_eq!(
+            run.of("failed")[0]["retryable"],
+            false,
+            "{case}: a refusal is not retryable\n{run}"
+        );
+        assert_eq!(
+            fake.submissions(),
+            1,
+            "{case}: a refusal is not retried\n{run}"
+        );
+        assert!(ws.out_files().is_empty(), "{case}: {:?}", ws.out_files());
+    }
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out_then_succeeds() {
+    let fake = FakeRemoveBg::start(Script {
+        faults: vec![Fault::throttled().retry_after(1)],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert!(
+        run.elapsed >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured\n{run}"
+    );
+    assert_eq!((fake.submissions(), fake.charged()), (2, 1), "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+}
+
+#[test]
+fn a_429_that_never_clears_fails_as_rate_limiting_after_the_retry_budget() {
+    let fake = FakeRemoveBg::start(Script {
+        faults: vec![Fault::throttled().always()],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(1);
+    assert_mentions(&run.only_error(), "rate limiting", &run);
+    assert_eq!(run.of("failed")[0]["retryable"], true, "{run}");
+    assert_eq!(
+        fake.submissions(),
+        4,
+        "CUTOUT_RETRY_MAX_ATTEMPTS=4 attempts\n{run}"
+    );
+    assert_eq!(fake.charged(), 0);
+}
+
+#[test]
+fn a_503_burst_clears_but_a_500_is_never_replayed() {
+    let fake = FakeRemoveBg::start(Script {
+        faults: vec![Fault::status(503).times(2)],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+    run.assert_code(0);
+    assert_eq!((fake.submissions(), fake.charged()), (3, 1), "{run}");
+
+    // A 500 may mean the image was processed and paid for: never again.
+    let fake = FakeRemoveBg::start(Script {
+        faults: vec![Fault::status(500)],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+    run.assert_code(1);
+    assert_eq!(
+        fake.submissions(),
+        1,
+        "a 500 on a paid call was replayed\n{run}"
+    );
+    assert!(ws.out_files().is_empty());
+}
+
+#[test]
+fn a_response_that_breaks_off_fails_without_paying_twice_or_leaving_a_partial_file() {
+    let fake = FakeRemoveBg::start(Script {
+        response_breaks: Breakage::Once,
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(1);
+    assert_eq!(run.errors().len(), 1, "{run}");
+    assert_eq!(
+        fake.submissions(),
+        1,
+        "the broken (already paid) call was sent again\n{run}"
+    );
+    assert!(
+        ws.out_files().is_empty(),
+        "left behind: {:?}",
+        ws.out_files()
+    );
+}
+
+#[test]
+fn a_video_url_is_refused_without_sending_it_and_the_error_names_removebgvideo() {
+    let fake = FakeRemoveBg::start(Script::default());
+    let ws = Workspace::new();
+
+    let run = ws
+        .batch("removebg")
+        .envs(fake.env())
+        .arg("https://media.example/clips/dancer.mp4")
+        .run();
+
+    run.assert_code(1);
+    assert_mentions(&run.only_error(), "removebgvideo", &run);
+    assert_eq!(fake.submissions(), 0, "{run}");
+}

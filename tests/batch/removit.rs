@@ -1,0 +1,277 @@
+//! removit.eu: upload, then poll `pending` with rising progress until `done`
+//! delivers one or several variations.
+
+use crate::fakes::removit::{FakeRemovit, KEY, Script};
+use crate::fakes::{Breakage, Fault, PHOTO_SIZE};
+use crate::harness::{Workspace, assert_cutout_png, assert_mentions, assert_same_paths};
+
+#[test]
+fn an_uploaded_photo_is_polled_with_rising_progress_until_done() {
+    let fake = FakeRemovit::start(Script {
+        progress: vec![10, 45, 80],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.png");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+    assert_same_paths(&run.outputs(), &[ws.out_path("bottle.png")]);
+    let progress = run.progress();
+    assert!(
+        progress.contains(&45) && progress.contains(&80),
+        "progress {progress:?}\n{run}"
+    );
+    assert!(
+        progress.is_sorted(),
+        "progress went backwards: {progress:?}\n{run}"
+    );
+    let states = run.states();
+    for state in ["processing", "downloading"] {
+        assert!(
+            states.iter().any(|s| s == state),
+            "no {state} state in {states:?}\n{run}"
+        );
+    }
+    let job_id = fake.job_ids().pop().expect("a job");
+    assert_eq!(run.of("done")[0]["remote_id"], job_id.as_str(), "{run}");
+    assert_eq!(fake.submissions(), 1);
+
+    let upload = &fake.journal().matching("POST", "/api/v1/upload")[0];
+    assert_eq!(upload.header("x-api-key"), Some(KEY));
+    assert!(
+        upload.file("file").is_some(),
+        "the photo goes in the `file` part"
+    );
+    fake.journal().assert_secret_only_in(KEY, Some("x-api-key"));
+    let downloads = fake.journal().matching("GET", "/results/");
+    assert!(
+        downloads.iter().all(|d| d.header("x-api-key").is_none()),
+        "the key went to a result URL"
+    );
+}
+
+#[test]
+fn variations_are_saved_side_by_side_and_warnings_become_warning_events() {
+    let fake = FakeRemovit::start(Script {
+        variations: vec!["compose", "shadowTop", "clipping"],
+        warnings: vec![("shadow_wall", "params not provided")],
+        ignored_variations: vec!["shadow_wall"],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws
+        .batch("removit")
+        .envs(fake.env())
+        .args(["--option", "mode=params", "--option", "params=catalogue"])
+        .arg(&photo)
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(
+        ws.out_files(),
+        [
+            "bottle.clipping.png",
+            "bottle.compose.png",
+            "bottle.shadowTop.png"
+        ],
+        "{run}"
+    );
+    assert_cutout_png(&ws.out_path("bottle.clipping.png"), PHOTO_SIZE);
+    assert_eq!(run.outputs().len(), 3, "{run}");
+    let warnings: Vec<String> = run
+        .of("warning")
+        .iter()
+        .map(|w| w["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("shadow_wall")),
+        "warnings {warnings:?}\n{run}"
+    );
+    let upload = &fake.journal().matching("POST", "/api/v1/upload")[0];
+    assert_eq!(
+        (upload.field("mode"), upload.field("params")),
+        (Some("params"), Some("catalogue"))
+    );
+}
+
+#[test]
+fn an_image_url_is_sent_as_json_file_url() {
+    let fake = FakeRemovit::start(Script::default());
+    let ws = Workspace::new();
+    let url = "https://shop.example/img/lamp.webp";
+
+    let run = ws.batch("removit").envs(fake.env()).arg(url).run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["lamp.png"], "{run}");
+    let upload = &fake.journal().matching("POST", "/api/v1/upload")[0];
+    assert_eq!(upload.media_type(), "application/json");
+    assert_eq!(upload.json().expect("a JSON body")["file_url"], url);
+}
+
+#[test]
+fn refusals_say_what_to_do_in_removits_own_words() {
+    let cases: [(&str, Script, Option<&str>, &[&str]); 4] = [
+        (
+            "bad key",
+            Script::default(),
+            Some("rmv-wrong-NEVERPRINT-0000"),
+            &["check your key"],
+        ),
+        (
+            "no credits",
+            Script {
+                credits: 0,
+                ..Script::default()
+            },
+            None,
+            &["out of credits"],
+        ),
+        (
+            "unreadable file",
+            Script {
+                upload_faults: vec![Fault::status(422)],
+                ..Script::default()
+            },
+            None,
+            &["Unsupported or corrupt image file."],
+        ),
+        (
+            "unknown job",
+            Script {
+                forgets_jobs: true,
+                ..Script::default()
+            },
+            None,
+            &["not_found"],
+        ),
+    ];
+    for (case, script, key, expected) in cases {
+        let fake = FakeRemovit::start(script);
+        let ws = Workspace::new();
+        let photo = ws.photo("bottle.png");
+        let mut cli = ws.batch("removit").envs(fake.env()).arg(&photo);
+        if let Some(key) = key {
+            cli = cli.env("CUTOUT_REMOVIT_KEY", key);
+        }
+
+        let run = cli.run();
+
+        run.assert_code(1);
+        let error = run.only_error();
+        for needle in expected {
+            assert_mentions(&error, needle, &run);
+        }
+        assert_eq!(
+            fake.submissions(),
+            1,
+            "{case}: a refusal is not retried\n{run}"
+        );
+        assert!(ws.out_files().is_empty(), "{case}: {:?}", ws.out_files());
+    }
+}
+
+#[test]
+fn a_429_without_retry_after_backs_off_then_succeeds() {
+    let fake = FakeRemovit::start(Script {
+        upload_faults: vec![Fault::throttled().times(2)],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!((fake.submissions(), fake.jobs_created()), (3, 1), "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+}
+
+#[test]
+fn a_status_outage_that_clears_is_polled_through() {
+    let fake = FakeRemovit::start(Script {
+        status_faults: vec![Fault::status(503).times(2)],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!(fake.jobs_created(), 1, "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+}
+
+#[test]
+fn a_job_that_fails_remotely_fails_with_the_providers_message_and_is_not_resubmitted() {
+    let fake = FakeRemovit::start(Script {
+        status_faults: vec![Fault::status(500).always()],
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(1);
+    let error = run.only_error();
+    assert!(
+        error.contains("Segmentation failed") || error.contains("processing_failed"),
+        "the provider's words are missing from {error:?}\n{run}"
+    );
+    assert_eq!(fake.jobs_created(), 1, "{run}");
+    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
+}
+
+#[test]
+fn a_result_download_that_breaks_once_is_fetched_again() {
+    let fake = FakeRemovit::start(Script {
+        downloads_break: Breakage::Once,
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
+    assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
+    assert_eq!(
+        fake.journal().matching("GET", "/results/").len(),
+        2,
+        "{run}"
+    );
+}
+
+#[test]
+fn a_result_download_that_always_breaks_fails_and_leaves_nothing_behind() {
+    let fake = FakeRemovit::start(Script {
+        downloads_break: Breakage::Always,
+        ..Script::default()
+    });
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+
+    run.assert_code(1);
+    assert_mentions(&run.only_error(), "download", &run);
+    assert_eq!(
+        fake.jobs_created(),
+        1,
+        "a failed download must not pay for a new job\n{run}"
+    );
+    assert!(
+        ws.out_files().is_empty(),
+        "left behind: {:?}",
+        ws.out_files()
+    );
+}

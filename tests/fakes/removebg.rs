@@ -1,0 +1,375 @@
+//! A fake remove.bg (`PROVIDERS.md` §4): `POST /v1.0/removebg` answers the
+//! cut-out's bytes synchronously with `X-Credits-Charged`, `X-Width` and
+//! `X-Height`; errors are `{"errors":[{"title","code","detail"}]}`, a bad key
+//! is **403**.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{Breakage, Fault, Faults, Gauge, Journal, Seen, Server, lock};
+
+/// The key the fake accepts.
+pub const KEY: &str = "rbg-live-Q7kNEVERPRINTk3y-5e1f";
+
+/// The base path remove.bg's API lives under; the client must keep it.
+const BASE_PATH: &str = "/v1.0";
+
+/// What this run of the fake does.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Answers for `POST /removebg`, after the key check, before normal work.
+    pub faults: Vec<Fault>,
+    /// Credits on the account; each image costs `charge`.
+    pub credits: f64,
+    /// Credits charged per image (sent as `X-Credits-Charged`).
+    pub charge: f64,
+    /// How long each image takes, to observe concurrency.
+    pub processing_ms: u64,
+    /// Whether remove.bg can find a foreground; when it cannot, it answers
+    /// 400 `unknown_foreground`.
+    pub finds_foreground: bool,
+    /// Whether the image response breaks off mid-way (after charging).
+    pub response_breaks: Breakage,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            faults: Vec::new(),
+            credits: 50.0,
+            charge: 1.0,
+            processing_ms: 0,
+            finds_foreground: true,
+            response_breaks: Breakage::Never,
+        }
+    }
+}
+
+struct Inner {
+    journal: Journal,
+    faults: Mutex<Faults>,
+    credits: Mutex<f64>,
+    script: Script,
+    submissions: AtomicUsize,
+    answered: AtomicUsize,
+    in_flight: Gauge,
+}
+
+/// A running fake remove.bg.
+pub struct FakeRemoveBg {
+    server: Server,
+    inner: Arc<Inner>,
+}
+
+impl FakeRemoveBg {
+    /// Starts the fake on a loopback port.
+    pub fn start(script: Script) -> FakeRemoveBg {
+        let inner = Arc::new(Inner {
+            journal: Journal::default(),
+            faults: Mutex::new(Faults::new(&script.faults)),
+            credits: Mutex::new(script.credits),
+            script,
+            submissions: AtomicUsize::new(0),
+            answered: AtomicUsize::new(0),
+            in_flight: Gauge::default(),
+        });
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        FakeRemoveBg {
+            server: Server::start(vec![router]),
+            inner,
+        }
+    }
+
+    /// The base URL, as `CUTOUT_REMOVEBG_URL` takes it (with `/v1.0`).
+    pub fn url(&self) -> String {
+        format!("{}{BASE_PATH}", self.server.url(0))
+    }
+
+    /// The variables that point the CLI here with the right key.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CUTOUT_REMOVEBG_URL", self.url()),
+            ("CUTOUT_REMOVEBG_KEY", KEY.to_owned()),
+        ]
+    }
+
+    /// Every request received.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// `POST /removebg` calls received, answered or not.
+    pub fn submissions(&self) -> usize {
+        self.inner.submissions.load(Ordering::SeqCst)
+    }
+
+    /// Images cut out and paid for.
+    pub fn charged(&self) -> usize {
+        self.inner.answered.load(Ordering::SeqCst)
+    }
+
+    /// The most images processed at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.in_flight.max()
+    }
+}
+
+fn error(status: u16, title: &str, code: &str) -> Response {
+    super::json(status, json!({"errors": [{"title": title, "code": code}]}))
+}
+
+fn error_with_detail(status: u16, title: &str, code: &str, detail: &str) -> Response {
+    super::json(
+        status,
+        json!({"errors": [{"title": title, "code": code, "detail": detail}]}),
+    )
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    let response = match fault.status {
+        429 => {
+            let response = error(429, "Rate limit exceeded", "rate_limit_exceeded");
+            let response = super::with_header(response, "x-ratelimit-limit", 500);
+            super::with_header(response, "x-ratelimit-remaining", 0)
+        }
+        400 => error(
+            400,
+            "Could not identify foreground in image. For details and recommendations see https://www.remove.bg/supported-images.",
+            "unknown_foreground",
+        ),
+        402 => error(402, "Insufficient credits", "insufficient_credits"),
+        403 => error(403, "API Key invalid", "auth_failed"),
+        // Gateways in front of the API answer HTML.
+        502..=504 => super::bytes(
+            fault.status,
+            "text/html",
+            format!(
+                "<html><body><h1>{} Service Unavailable</h1></body></html>",
+                fault.status
+            )
+            .into_bytes(),
+        ),
+        status => error(status, "Internal server error", "internal_error"),
+    };
+    super::with_retry_after(response, fault)
+}
+
+const SOURCES: [&str; 3] = ["image_file", "image_file_b64", "image_url"];
+const OPTIONS: [&str; 17] = [
+    "size",
+    "type",
+    "type_level",
+    "format",
+    "roi",
+    "crop",
+    "crop_margin",
+    "scale",
+    "position",
+    "channels",
+    "bg_color",
+    "bg_image_url",
+    "bg_image_file",
+    "add_shadow",
+    "semitransparency",
+    "shadow_type",
+    "shadow_opacity",
+];
+const SIZES: [&str; 9] = [
+    "preview", "small", "regular", "medium", "hd", "full", "4k", "50MP", "auto",
+];
+const FORMATS: [&str; 4] = ["auto", "png", "jpg", "zip"];
+
+/// The request's parameters, whatever the encoding: multipart, form or JSON.
+struct Params {
+    text: std::collections::BTreeMap<String, String>,
+    file: Option<Vec<u8>>,
+}
+
+fn params(seen: &Seen) -> Result<Params, Response> {
+    if let Some(form) = &seen.form {
+        let file = form
+            .files
+            .iter()
+            .find(|f| f.field == "image_file")
+            .map(|f| f.bytes.to_vec());
+        let mut text = form.fields.clone();
+        for extra in form.files.iter().filter(|f| f.field != "image_file") {
+            text.insert(extra.field.clone(), String::new());
+        }
+        return Ok(Params { text, file });
+    }
+    if let Some(error) = &seen.form_error {
+        return Err(error_with_detail(
+            400,
+            "Invalid multipart body",
+            "invalid_request",
+            error,
+        ));
+    }
+    if seen.media_type() == "application/json" {
+        let Some(Value::Object(map)) = seen.json() else {
+            return Err(error(400, "Invalid JSON body", "invalid_request"));
+        };
+        let text = map
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+        return Ok(Params { text, file: None });
+    }
+    Err(error(400, "No image given", "missing_source"))
+}
+
+async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
+    let seen = Seen::read("main", request).await;
+    fake.journal.record(&seen);
+    let path = seen
+        .path()
+        .strip_prefix(BASE_PATH)
+        .unwrap_or("/not-under-base-path");
+    match (seen.method.as_str(), path) {
+        ("POST", "/removebg") => remove_background(&fake, &seen).await,
+        ("GET", "/account") => account(&fake, &seen),
+        _ => error(404, "Not Found", "not_found"),
+    }
+}
+
+fn check_key(seen: &Seen) -> Result<(), Response> {
+    match seen.header("x-api-key") {
+        None => Err(error(403, "Missing API Key", "auth_failed")),
+        Some(key) if key == KEY => Ok(()),
+        Some(_) => Err(error(403, "API Key invalid", "auth_failed")),
+    }
+}
+
+fn account(fake: &Inner, seen: &Seen) -> Response {
+    if let Err(refusal) = check_key(seen) {
+        return refusal;
+    }
+    let credits = *lock(&fake.credits);
+    super::json(
+        200,
+        json!({"data": {"attributes": {
+            "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
+            "api": {"free_calls": 50, "sizes": "all"}
+        }}}),
+    )
+}
+
+async fn remove_background(fake: &Inner, seen: &Seen) -> Response {
+    fake.submissions.fetch_add(1, Ordering::SeqCst);
+    if let Err(refusal) = check_key(seen) {
+        return refusal;
+    }
+    let fault = lock(&fake.faults).take();
+    if let Some(fault) = fault {
+        return fault_response(&fault);
+    }
+    let params = match params(seen) {
+        Ok(params) => params,
+        Err(refusal) => return refusal,
+    };
+    let given: Vec<&str> = SOURCES
+        .iter()
+        .copied()
+        .filter(|s| params.text.contains_key(*s) || (*s == "image_file" && params.file.is_some()))
+        .collect();
+    match given.len() {
+        0 => return error(400, "No image given", "missing_source"),
+        1 => {}
+        _ => {
+            return error(
+                400,
+                "Multiple sources given: Please provide either the image_url, image_file or image_file_b64 parameter.",
+                "multiple_sources",
+            );
+        }
+    }
+    for key in params.text.keys() {
+        if !SOURCES.contains(&key.as_str()) && !OPTIONS.contains(&key.as_str()) {
+            return error_with_detail(400, "Unknown parameter", "invalid_parameter", key);
+        }
+    }
+    let size = params
+        .text
+        .get("size")
+        .map(String::as_str)
+        .unwrap_or("preview");
+    if !SIZES.contains(&size) {
+        return error_with_detail(400, "Invalid value for size", "invalid_parameter", size);
+    }
+    let format = params
+        .text
+        .get("format")
+        .map(String::as_str)
+        .unwrap_or("auto");
+    if !FORMATS.contains(&format) {
+        return error_with_detail(400, "Invalid value for format", "invalid_parameter", format);
+    }
+    {
+        let credits = lock(&fake.credits);
+        if *credits < fake.script.charge {
+            return error(402, "Insufficient credits", "insufficient_credits");
+        }
+    }
+
+    let _busy = fake.in_flight.enter();
+    if fake.script.processing_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fake.script.processing_ms)).await;
+    }
+    let cutout = if let Some(file) = &params.file {
+        match super::cut_out_upload(file) {
+            Ok(cutout) => cutout,
+            Err(_) => return error(400, "Failed to read image", "invalid_file_type"),
+        }
+    } else if let Some(url) = params.text.get("image_url") {
+        if !super::is_web_url(url) {
+            return error(400, "Invalid image_url", "invalid_image_url");
+        }
+        super::cut_out_url(url)
+    } else {
+        return error(
+            400,
+            "image_file_b64 is not supported by this fake",
+            "invalid_parameter",
+        );
+    };
+    if !fake.script.finds_foreground {
+        return fault_response(&Fault::status(400));
+    }
+    *lock(&fake.credits) -= fake.script.charge;
+    let attempt = fake.answered.fetch_add(1, Ordering::SeqCst) as u32 + 1;
+    let (width, height) = cutout.dimensions();
+    let (content_type, body) = if format == "jpg" {
+        (
+            "image/jpeg",
+            super::jpeg(&super::flatten(&cutout, [255, 255, 255])),
+        )
+    } else {
+        ("image/png", super::png(&cutout))
+    };
+    let response = if fake.script.response_breaks.breaks(attempt) {
+        super::broken_download(content_type, body)
+    } else {
+        super::download(content_type, body)
+    };
+    let response = super::with_header(response, "x-credits-charged", fake.script.charge);
+    let response = super::with_header(response, "x-width", width);
+    let response = super::with_header(response, "x-height", height);
+    let response = super::with_header(response, "x-type", "product");
+    let response = super::with_header(response, "x-ratelimit-limit", 500);
+    super::with_header(response, "x-ratelimit-remaining", 499)
+}

@@ -1,0 +1,525 @@
+//! A fake removebgvideo.com (`PROVIDERS.md` §3): local videos go to
+//! `POST /v1/uploads` first; `POST /v1/jobs` creates a job (a draft with
+//! `auto_start:false`, started by `POST /v1/jobs/{id}/start`); `GET
+//! /v1/jobs/{id}` walks `created`/`pending` → `processing` with `progress` →
+//! `completed` (with a short-lived `output_url`) or `failed`. Errors are
+//! `{"error":{"code","message","request_id"}}`. `/health` needs no key.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::{Breakage, Fault, Faults, Journal, Seen, Server, lock};
+
+/// The key the fake accepts.
+pub const KEY: &str = "rbgv-M4xNEVERPRINTk3y-c0de";
+
+const MODELS: [&str; 4] = ["original", "light", "pro", "human"];
+const FORMATS: [&str; 6] = ["webm", "mov", "mp4", "gif", "webp", "png_sequence"];
+const CREATE_FIELDS: [&str; 8] = [
+    "video_url",
+    "model",
+    "output_format",
+    "background",
+    "text_prompt",
+    "composition",
+    "webhook_url",
+    "auto_start",
+];
+const START_FIELDS: [&str; 5] = [
+    "model",
+    "text_prompt",
+    "background",
+    "composition",
+    "webhook_url",
+];
+const VIDEO_EXTENSIONS: [&str; 4] = ["mp4", "mov", "webm", "avi"];
+
+/// One answer of a started job before it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `pending` (the docs also say `created` for drafts).
+    Pending,
+    /// `processing` with this `progress`.
+    Processing(u8),
+}
+
+/// How a started job ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// `completed` with an `output_url`.
+    Completed,
+    /// `failed` with this `error`.
+    Failed(&'static str),
+    /// Never ends.
+    Never,
+}
+
+/// What `/health` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Everything configured.
+    Healthy,
+    /// Storage is not configured.
+    Degraded,
+}
+
+/// What this run of the fake does.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Answers for `POST /v1/jobs`, after the key check.
+    pub create_faults: Vec<Fault>,
+    /// Answers for `GET /v1/jobs/{id}`, after the key check.
+    pub poll_faults: Vec<Fault>,
+    /// The answers of a started job before it ends.
+    pub steps: Vec<Step>,
+    /// How it ends.
+    pub ending: Ending,
+    /// Jobs the account can pay for.
+    pub credits: u32,
+    /// Whether output downloads break off.
+    pub downloads_break: Breakage,
+    /// Forgets jobs, so polls answer 404.
+    pub forgets_jobs: bool,
+    /// What `/health` says.
+    pub health: Health,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            create_faults: Vec::new(),
+            poll_faults: Vec::new(),
+            steps: vec![Step::Pending, Step::Processing(30), Step::Processing(70)],
+            ending: Ending::Completed,
+            credits: 10,
+            downloads_break: Breakage::Never,
+            forgets_jobs: false,
+            health: Health::Healthy,
+        }
+    }
+}
+
+/// A job as the fake keeps it.
+#[derive(Debug, Clone)]
+pub struct VideoJob {
+    /// `video_url` as sent.
+    pub video_url: String,
+    /// The whole create body.
+    pub request: Value,
+    /// Whether `/start` was called (or `auto_start` left on).
+    pub started: bool,
+    /// `GET` answers after the start.
+    pub polls: usize,
+    /// `output_format`.
+    pub output_format: String,
+    /// Output downloads so far.
+    pub downloads: u32,
+}
+
+struct Inner {
+    journal: Journal,
+    create_faults: Mutex<Faults>,
+    poll_faults: Mutex<Faults>,
+    jobs: Mutex<BTreeMap<String, VideoJob>>,
+    uploads: Mutex<BTreeMap<String, usize>>,
+    credits: Mutex<u32>,
+    script: Script,
+    base: Mutex<String>,
+    submissions: AtomicUsize,
+}
+
+/// A running fake removebgvideo.com.
+pub struct FakeRemoveBgVideo {
+    server: Server,
+    inner: Arc<Inner>,
+}
+
+impl FakeRemoveBgVideo {
+    /// Starts the fake on a loopback port.
+    pub fn start(script: Script) -> FakeRemoveBgVideo {
+        let inner = Arc::new(Inner {
+            journal: Journal::default(),
+            create_faults: Mutex::new(Faults::new(&script.create_faults)),
+            poll_faults: Mutex::new(Faults::new(&script.poll_faults)),
+            jobs: Mutex::new(BTreeMap::new()),
+            uploads: Mutex::new(BTreeMap::new()),
+            credits: Mutex::new(script.credits),
+            script,
+            base: Mutex::new(String::new()),
+            submissions: AtomicUsize::new(0),
+        });
+        let router = Router::new().fallback(handle).with_state(inner.clone());
+        let server = Server::start(vec![router]);
+        *lock(&inner.base) = server.url(0);
+        FakeRemoveBgVideo { server, inner }
+    }
+
+    /// The base URL, as `CUTOUT_REMOVEBGVIDEO_URL` takes it.
+    pub fn url(&self) -> String {
+        self.server.url(0)
+    }
+
+    /// The variables that point the CLI here with the right key.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CUTOUT_REMOVEBGVIDEO_URL", self.url()),
+            ("CUTOUT_REMOVEBGVIDEO_KEY", KEY.to_owned()),
+        ]
+    }
+
+    /// Every request received.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    /// `POST /v1/jobs` calls received, answered or not.
+    pub fn submissions(&self) -> usize {
+        self.inner.submissions.load(Ordering::SeqCst)
+    }
+
+    /// The jobs created, by id.
+    pub fn jobs(&self) -> BTreeMap<String, VideoJob> {
+        lock(&self.inner.jobs).clone()
+    }
+
+    /// The bytes a job's output has, to compare with what was saved.
+    pub fn output_of(job_id: &str) -> Vec<u8> {
+        super::fake_webm(super::seed_of(job_id))
+    }
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response {
+    let request_id = super::next_id("req");
+    super::json(
+        status,
+        json!({"error": {"code": code, "message": message, "request_id": request_id}}),
+    )
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    let response = match fault.status {
+        400 => error(400, "invalid_request", "Invalid request"),
+        401 => error(401, "invalid_api_key", "Invalid API key"),
+        402 => error(
+            402,
+            "insufficient_credits",
+            "Insufficient credits for this job",
+        ),
+        404 => error(404, "not_found", "Job not found"),
+        429 => error(429, "rate_limited", "Too many requests, slow down"),
+        504 => error(504, "timeout", "Upstream timed out"),
+        status => error(status, "internal_error", "Internal server error"),
+    };
+    super::with_retry_after(response, fault)
+}
+
+fn check_key(seen: &Seen) -> Result<(), Response> {
+    match seen.header("x-api-key") {
+        None => Err(error(
+            401,
+            "missing_api_key",
+            "Missing API key. Send it in the X-Api-Key header.",
+        )),
+        Some(key) if key == KEY => Ok(()),
+        Some(_) => Err(error(401, "invalid_api_key", "Invalid API key")),
+    }
+}
+
+async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
+    let seen = Seen::read("main", request).await;
+    fake.journal.record(&seen);
+    let segments = seen.segments();
+    if let ["v1", ..] = segments.as_slice()
+        && let Err(refusal) = check_key(&seen)
+    {
+        if segments.get(1) == Some(&"jobs") && seen.method == "POST" && segments.len() == 2 {
+            fake.submissions.fetch_add(1, Ordering::SeqCst);
+        }
+        return refusal;
+    }
+    match (seen.method.as_str(), segments.as_slice()) {
+        ("GET", ["health"]) => health(&fake),
+        ("POST", ["v1", "uploads"]) => upload(&fake, &seen),
+        ("POST", ["v1", "jobs"]) => create(&fake, &seen),
+        ("POST", ["v1", "jobs", id, "start"]) => start(&fake, &seen, id),
+        ("GET", ["v1", "jobs", id]) => poll(&fake, id),
+        ("GET", ["v1", "usage", "summary"]) => usage(&fake),
+        ("GET", ["uploads", _]) => super::download("video/mp4", super::fake_mp4(1)),
+        ("GET", ["outputs", file]) => output(&fake, file),
+        _ => error(404, "not_found", "Not found"),
+    }
+}
+
+fn health(fake: &Inner) -> Response {
+    let storage = fake.script.health == Health::Healthy;
+    let status = if storage { "healthy" } else { "degraded" };
+    super::json(
+        200,
+        json!({"status": status, "checks": {"api": "ok", "runpod_configured": true, "r2_configured": storage}}),
+    )
+}
+
+fn usage(fake: &Inner) -> Response {
+    let jobs = lock(&fake.jobs);
+    let completed = jobs.values().filter(|j| j.started).count();
+    super::json(
+        200,
+        json!({"total_jobs": jobs.len(), "credits_used": completed * 60, "completed_jobs": completed}),
+    )
+}
+
+fn upload(fake: &Inner, seen: &Seen) -> Response {
+    if let Some(e) = &seen.form_error {
+        return error(
+            400,
+            "invalid_request",
+            &format!("Malformed multipart body: {e}"),
+        );
+    }
+    let Some(file) = seen.file("file") else {
+        return error(
+            400,
+            "invalid_request",
+            "A video file is required in the `file` field",
+        );
+    };
+    let name = file.file_name.clone().unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let video_type = file
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("video/"));
+    if !VIDEO_EXTENSIONS.contains(&ext.as_str()) && !video_type {
+        return error(
+            400,
+            "invalid_request",
+            "Unsupported file type. Allowed: mp4, mov, webm, avi",
+        );
+    }
+    if file.bytes.is_empty() {
+        return error(400, "invalid_request", "The uploaded file is empty");
+    }
+    let video_id = super::next_id("vid");
+    let ext = if ext.is_empty() {
+        "mp4".to_owned()
+    } else {
+        ext
+    };
+    let base = lock(&fake.base).clone();
+    lock(&fake.uploads).insert(video_id.clone(), file.bytes.len());
+    super::json(
+        200,
+        json!({"success": true, "video_id": video_id, "video_url": format!("{base}/uploads/{video_id}.{ext}"),
+               "filename": name, "size": file.bytes.len()}),
+    )
+}
+
+fn check_background(background: &Value) -> Result<(), String> {
+    let kind = background
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match kind {
+        "transparent" => Ok(()),
+        "color" if background.get("color").is_some_and(Value::is_string) => Ok(()),
+        "image" if background.get("image_url").is_some_and(Value::is_string) => Ok(()),
+        "color" => Err("background.color is required for a color background".into()),
+        "image" => Err("background.image_url is required for an image background".into()),
+        other => Err(format!("Unknown background type `{other}`")),
+    }
+}
+
+fn check_overrides(body: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+    for key in body.keys() {
+        if !allowed.contains(&key.as_str()) {
+            return Err(format!("Unknown field `{key}`"));
+        }
+    }
+    if let Some(model) = body.get("model") {
+        match model.as_str() {
+            Some(m) if MODELS.contains(&m) => {}
+            _ => {
+                return Err(format!(
+                    "Invalid model {model}; use original, light, pro or human"
+                ));
+            }
+        }
+    }
+    if let Some(background) = body.get("background") {
+        check_background(background)?;
+    }
+    Ok(())
+}
+
+fn create(fake: &Inner, seen: &Seen) -> Response {
+    fake.submissions.fetch_add(1, Ordering::SeqCst);
+    let fault = lock(&fake.create_faults).take();
+    if let Some(fault) = fault {
+        return fault_response(&fault);
+    }
+    if seen.media_type() != "application/json" {
+        return error(400, "invalid_request", "Request body must be JSON");
+    }
+    let Some(Value::Object(body)) = seen.json() else {
+        return error(400, "invalid_request", "Request body must be a JSON object");
+    };
+    if let Err(message) = check_overrides(&body, &CREATE_FIELDS) {
+        return error(400, "invalid_request", &message);
+    }
+    let Some(video_url) = body.get("video_url").and_then(Value::as_str) else {
+        return error(400, "invalid_request", "video_url is required");
+    };
+    if !super::is_web_url(video_url) {
+        return error(400, "invalid_request", "video_url must be an http(s) URL");
+    }
+    let output_format = match body.get("output_format") {
+        None => "webm".to_owned(),
+        Some(Value::String(f)) if FORMATS.contains(&f.as_str()) => f.clone(),
+        Some(other) => {
+            return error(
+                400,
+                "invalid_request",
+                &format!("Invalid output_format {other}"),
+            );
+        }
+    };
+    let auto_start = match body.get("auto_start") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return error(
+                400,
+                "invalid_request",
+                &format!("auto_start must be a boolean, not {other}"),
+            );
+        }
+    };
+    {
+        let mut credits = lock(&fake.credits);
+        if *credits == 0 {
+            return error(
+                402,
+                "insufficient_credits",
+                "Insufficient credits for this job",
+            );
+        }
+        *credits -= 1;
+    }
+    let id = super::next_id("job");
+    lock(&fake.jobs).insert(
+        id.clone(),
+        VideoJob {
+            video_url: video_url.to_owned(),
+            request: Value::Object(body.clone()),
+            started: auto_start,
+            polls: 0,
+            output_format,
+            downloads: 0,
+        },
+    );
+    let status = if auto_start { "pending" } else { "created" };
+    super::json(
+        201,
+        json!({"success": true, "id": id, "status": status, "message": "Job created"}),
+    )
+}
+
+fn start(fake: &Inner, seen: &Seen, id: &str) -> Response {
+    if !seen.body.is_empty() {
+        let Some(Value::Object(body)) = seen.json() else {
+            return error(400, "invalid_request", "Request body must be a JSON object");
+        };
+        if let Err(message) = check_overrides(&body, &START_FIELDS) {
+            return error(400, "invalid_request", &message);
+        }
+    }
+    let mut jobs = lock(&fake.jobs);
+    let Some(job) = jobs.get_mut(id) else {
+        return error(404, "not_found", "Job not found");
+    };
+    if job.started {
+        return error(400, "invalid_request", "Job has already been started");
+    }
+    job.started = true;
+    super::json(
+        200,
+        json!({"success": true, "id": id, "status": "pending", "message": "Job started"}),
+    )
+}
+
+fn poll(fake: &Inner, id: &str) -> Response {
+    let fault = lock(&fake.poll_faults).take();
+    if let Some(fault) = fault {
+        return fault_response(&fault);
+    }
+    if fake.script.forgets_jobs {
+        return error(404, "not_found", "Job not found");
+    }
+    let base = lock(&fake.base).clone();
+    let mut jobs = lock(&fake.jobs);
+    let Some(job) = jobs.get_mut(id) else {
+        return error(404, "not_found", "Job not found");
+    };
+    let (status, progress, output_url, failure, billing) = if !job.started {
+        ("created", json!(0), Value::Null, Value::Null, "pending")
+    } else {
+        let step = job.polls;
+        job.polls += 1;
+        match (fake.script.steps.get(step), &fake.script.ending) {
+            (Some(Step::Pending), _) | (None, Ending::Never) => {
+                ("pending", json!(0), Value::Null, Value::Null, "pending")
+            }
+            (Some(Step::Processing(p)), _) => {
+                ("processing", json!(p), Value::Null, Value::Null, "pending")
+            }
+            (None, Ending::Completed) => {
+                let url = format!("{base}/outputs/{id}.{}", job.output_format);
+                ("completed", json!(100), json!(url), Value::Null, "charged")
+            }
+            (None, Ending::Failed(message)) => {
+                ("failed", json!(0), Value::Null, json!(message), "refunded")
+            }
+        }
+    };
+    super::json(
+        200,
+        json!({"id": id, "status": status, "progress": progress, "output_url": output_url, "error": failure,
+               "created_at": "2025-01-01T00:00:00Z", "duration_seconds": 4.2, "billing_status": billing}),
+    )
+}
+
+fn output(fake: &Inner, file: &str) -> Response {
+    let id = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    let mut jobs = lock(&fake.jobs);
+    let Some(job) = jobs.get_mut(id) else {
+        return super::bytes(
+            404,
+            "application/xml",
+            b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+        );
+    };
+    job.downloads += 1;
+    let content_type = match job.output_format.as_str() {
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "png_sequence" => "application/zip",
+        _ => "video/webm",
+    };
+    let bytes = FakeRemoveBgVideo::output_of(id);
+    if fake.script.downloads_break.breaks(job.downloads) {
+        super::broken_download(content_type, bytes)
+    } else {
+        super::download(content_type, bytes)
+    }
+}
