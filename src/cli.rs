@@ -500,7 +500,7 @@ impl Report {
     fn event(&mut self, event: &Event) {
         match event {
             Event::Added(job) => {
-                self.names.insert(job.id, job.input.display_name());
+                self.names.insert(job.id, self.name(job));
                 if self.json {
                     let mut line = job_json("added", job);
                     line["input"] = json!(job.input.display_name());
@@ -561,10 +561,11 @@ impl Report {
         match &job.state {
             JobState::Done { outputs } => {
                 let outputs: Vec<_> = outputs.iter().map(|p| shown(p)).collect();
-                let credits = job
-                    .credits_charged
-                    .map(|c| format!(" ({c} credits)"))
-                    .unwrap_or_default();
+                let credits = match job.credits_charged {
+                    Some(1.0) => " (1 credit)".to_owned(),
+                    Some(c) => format!(" ({c} credits)"),
+                    None => String::new(),
+                };
                 self.line(&format!(
                     "done     {} → {}{credits}",
                     self.name(job),
@@ -579,7 +580,9 @@ impl Report {
                     .unwrap_or_default();
                 self.line(&format!("failed   {}: {error}{remote}", self.name(job)));
             }
-            JobState::Cancelled => self.line(&format!("cancelled {}", self.name(job))),
+            // Cancelled jobs are counted in the summary rather than listed:
+            // after Ctrl-C on a large batch, a line each would bury the rest.
+            JobState::Cancelled => {}
             _ => {}
         }
     }
@@ -622,10 +625,12 @@ impl Report {
         if counts.cancelled > 0 {
             summary.push_str(&format!(", {} cancelled", counts.cancelled));
         }
-        self.line(&format!(
-            "\n{summary} in {elapsed:.1} s. Results are in {}",
-            self.out_dir.display()
-        ));
+        let place = if counts.done > 0 {
+            format!(" Results are in {}", self.out_dir.display())
+        } else {
+            String::new()
+        };
+        self.line(&format!("\n{summary} in {elapsed:.1} s.{place}"));
         if counts.failed > 0 {
             self.line("Failed:");
             for (id, state) in &self.finished {

@@ -2,11 +2,15 @@
 //! HTTP failures to [`ProviderError`], and result downloads that never carry a
 //! provider's key. Providers only build requests and parse bodies.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::multipart::Part;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use url::Url;
 
@@ -16,13 +20,13 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// 401/403: the key is wrong, revoked, or for another project.
-    #[error("the API key was refused ({message}); check your key")]
+    #[error("the API key was refused, check your key: {message}")]
     Unauthorized {
         /// The provider's words.
         message: String,
     },
     /// 402: the account has no credits left.
-    #[error("out of credits ({message}); top up your account, then retry")]
+    #[error("out of credits, top up your account and retry: {message}")]
     OutOfCredits {
         /// The provider's words.
         message: String,
@@ -250,6 +254,68 @@ pub fn mime_for_path(path: &std::path::Path) -> &'static str {
         "avi" => "video/x-msvideo",
         "mkv" => "video/x-matroska",
         _ => "application/octet-stream",
+    }
+}
+
+/// A header value marked sensitive, so neither `Debug` nor reqwest's logs
+/// ever print it. `unsendable` words the error for a value with characters no
+/// header may carry; it must not quote the value.
+pub fn sensitive_header(
+    value: &str,
+    unsendable: impl FnOnce() -> String,
+) -> Result<HeaderValue, ProviderError> {
+    let mut header =
+        HeaderValue::from_str(value).map_err(|_| ProviderError::Config(unsendable()))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// Why a local input could not be read; the path comes last.
+pub fn unreadable_input(path: &Path, source: std::io::Error) -> ProviderError {
+    ProviderError::Io {
+        action: "cannot read the input",
+        source,
+        path: path.to_owned(),
+    }
+}
+
+/// A local image read once for upload, so every retry sends the same bytes
+/// without touching the disk again.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// The file's bytes.
+    pub bytes: Bytes,
+    /// The name the provider is told (`image` when the path has none).
+    pub file_name: String,
+    /// The MIME type its extension implies.
+    pub mime: &'static str,
+}
+
+impl InputFile {
+    /// Reads `path` whole.
+    pub async fn read(path: &Path) -> Result<Self, ProviderError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| unreadable_input(path, source))?;
+        Ok(InputFile {
+            bytes: Bytes::from(bytes),
+            file_name: path
+                .file_name()
+                .map_or_else(|| "image".to_owned(), |n| n.to_string_lossy().into_owned()),
+            mime: mime_for_path(path),
+        })
+    }
+
+    /// A fresh multipart part for one attempt (a part is consumed by the
+    /// request that sends it; the bytes are shared, not copied).
+    pub fn part(&self) -> Result<Part, ProviderError> {
+        let length = self.bytes.len() as u64;
+        Part::stream_with_length(self.bytes.clone(), length)
+            .file_name(self.file_name.clone())
+            .mime_str(self.mime)
+            .map_err(|e| {
+                ProviderError::Config(format!("cannot label the upload as {}: {e}", self.mime))
+            })
     }
 }
 
@@ -523,6 +589,35 @@ impl HttpClient {
 pub fn parse_json<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ProviderError> {
     serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("{what}: {e} in `{}`", snippet(body))))
+}
+
+/// A JSON body as a loose [`Value`], for answers whose shape is partly
+/// unconfirmed; anything else is a [`ProviderError::Protocol`] quoting it.
+pub fn parse_answer(what: &str, body: &[u8]) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|_| {
+        ProviderError::Protocol(format!(
+            "{what} answered `{}` instead of JSON",
+            snippet(body)
+        ))
+    })
+}
+
+/// A non-empty string (trimmed), or a number written as one: ids and
+/// messages that providers send as either.
+pub fn json_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The whole body of a successful response.
+pub async fn read_body(response: Response) -> Result<Bytes, ProviderError> {
+    response.bytes().await.map_err(|e| ProviderError::Network {
+        message: format!("the answer broke off: {}", e.without_url()),
+        attempts: 1,
+    })
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

@@ -5,8 +5,11 @@
 
 pub mod http;
 pub mod removebg;
+mod removebg_params;
 pub mod removebgvideo;
 pub mod removit;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod uploadcare;
 
 use std::collections::BTreeMap;
@@ -16,6 +19,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -288,26 +293,86 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// The base URL with this id; a missing one is a configuration bug.
+    /// The base URL with this id, checked here, once for every provider, to
+    /// be safe to send keys and files to: HTTPS, or plain HTTP only to this
+    /// machine. A missing one is a configuration bug.
     pub fn endpoint(&self, id: &str) -> Result<Url, ProviderError> {
-        self.endpoints
-            .get(id)
-            .cloned()
+        self.optional_endpoint(id)?
             .ok_or_else(|| ProviderError::Config(format!("no `{id}` base URL is set")))
     }
+
+    /// Like [`endpoint`](Self::endpoint), for a base URL without a default
+    /// that may be left unset (Uploadcare's `cdn_url`).
+    pub fn optional_endpoint(&self, id: &str) -> Result<Option<Url>, ProviderError> {
+        checked_endpoint(&self.endpoints, id)
+    }
+
+    /// The credential `id` that `info` declares, or the error that names the
+    /// variable to set.
+    pub fn credential(
+        &self,
+        info: &ProviderInfo,
+        id: &str,
+    ) -> Result<&SecretString, ProviderError> {
+        let spec = credential_spec(info, id)?;
+        self.credentials
+            .get(spec.id)
+            .ok_or(ProviderError::MissingCredential {
+                provider: info.name,
+                label: spec.label,
+                env_var: spec.env_var,
+            })
+    }
+
+    /// The credential `id` as a header value marked sensitive, so a key sent
+    /// as a header is exposed once, here, and never printed by `Debug` or
+    /// reqwest's logs. A key no header can carry fails now, naming its
+    /// variable, rather than on the first call.
+    pub fn secret_header(
+        &self,
+        info: &ProviderInfo,
+        id: &str,
+    ) -> Result<HeaderValue, ProviderError> {
+        let spec = credential_spec(info, id)?;
+        let secret = self.credential(info, id)?;
+        http::sensitive_header(secret.expose_secret(), || {
+            format!(
+                "the {} {} contains characters that cannot be sent; check {}",
+                info.name, spec.label, spec.env_var
+            )
+        })
+    }
+}
+
+fn credential_spec(
+    info: &ProviderInfo,
+    id: &str,
+) -> Result<&'static CredentialSpec, ProviderError> {
+    info.credentials
+        .iter()
+        .find(|spec| spec.id == id)
+        .ok_or_else(|| {
+            ProviderError::Config(format!("{} declares no `{id}` credential", info.name))
+        })
+}
+
+/// The base URL `id` if set, refused unless it is safe to send data to.
+fn checked_endpoint(
+    endpoints: &BTreeMap<&'static str, Url>,
+    id: &str,
+) -> Result<Option<Url>, ProviderError> {
+    let Some(url) = endpoints.get(id) else {
+        return Ok(None);
+    };
+    http::check_url_is_secure(url)?;
+    Ok(Some(url.clone()))
 }
 
 /// Builds the client for `id`. Fails when a credential is missing, with the
 /// variable to set.
 pub fn build(id: ProviderId, config: ProviderConfig) -> Result<Arc<dyn Provider>, ProviderError> {
     for spec in id.info().credentials {
-        if config.credentials.get(spec.id).is_none() {
-            return Err(ProviderError::MissingCredential {
-                provider: id.info().name,
-                label: spec.label,
-                env_var: spec.env_var,
-            });
-        }
+        config.credential(id.info(), spec.id)?;
     }
     Ok(match id {
         ProviderId::Uploadcare => Arc::new(uploadcare::Uploadcare::new(config)?),
@@ -467,9 +532,68 @@ pub async fn check_health(
 ) -> Option<Result<HealthReport, ProviderError>> {
     match id {
         ProviderId::Removebgvideo => {
-            let base = endpoints.get("url")?;
-            Some(removebgvideo::check_health(http, base).await)
+            let base = match checked_endpoint(endpoints, "url").transpose()? {
+                Ok(base) => base,
+                Err(error) => return Some(Err(error)),
+            };
+            Some(removebgvideo::check_health(http, &base).await)
         }
         ProviderId::Uploadcare | ProviderId::Removit | ProviderId::Removebg => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::config;
+    use super::*;
+
+    #[test]
+    fn a_missing_credential_names_the_variable_to_set() {
+        let error = config(&[], &[])
+            .secret_header(&removebg::INFO, "key")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "remove.bg needs its API key: set CUTOUT_REMOVEBG_KEY"
+        );
+    }
+
+    #[test]
+    fn a_key_header_is_sensitive_and_an_unsendable_key_is_refused_without_quoting_it() {
+        let header = config(&[], &[("key", "rbg_123")])
+            .secret_header(&removebg::INFO, "key")
+            .unwrap();
+        assert!(header.is_sensitive());
+        assert_eq!(header, "rbg_123");
+
+        let error = config(&[], &[("key", "rbg\nsecret")])
+            .secret_header(&removit::INFO, "key")
+            .unwrap_err();
+        let message = error.to_string();
+        assert_eq!(
+            message,
+            "the removit.eu API key contains characters that cannot be sent; check CUTOUT_REMOVIT_KEY"
+        );
+    }
+
+    #[test]
+    fn every_endpoint_is_refused_over_plain_http_to_a_remote_host() {
+        let remote = Url::parse("http://api.remove.bg/v1.0").unwrap();
+        let local = Url::parse("http://127.0.0.1:9/").unwrap();
+        let config = config(&[("url", &remote), ("api_url", &local)], &[]);
+        assert!(matches!(
+            config.endpoint("url"),
+            Err(ProviderError::Config(_))
+        ));
+        assert!(matches!(
+            config.optional_endpoint("url"),
+            Err(ProviderError::Config(_))
+        ));
+        assert_eq!(config.endpoint("api_url").unwrap(), local);
+        assert_eq!(config.optional_endpoint("cdn_url").unwrap(), None);
+        assert!(matches!(
+            config.endpoint("cdn_url"),
+            Err(ProviderError::Config(_))
+        ));
     }
 }

@@ -8,12 +8,14 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use reqwest::multipart::{Form, Part};
-use secrecy::ExposeSecret;
+use reqwest::multipart::Form;
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{check_url_is_secure, endpoint_url, mime_for_path};
+use super::http::{InputFile, endpoint_url};
+use super::removebg_params::{
+    validate_crop_margin, validate_position, validate_roi, validate_scale,
+};
 use super::{
     AssetSource, Call, CredentialSpec, EndpointSpec, HttpClient, JobReporter, JobRequest,
     JobResult, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider, ProviderConfig,
@@ -174,23 +176,7 @@ impl RemoveBg {
     /// send it over plain HTTP to another machine.
     pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
         let base = config.endpoint("url")?;
-        check_url_is_secure(&base)?;
-        let spec = &INFO.credentials[0];
-        let secret = config
-            .credentials
-            .get(spec.id)
-            .ok_or(ProviderError::MissingCredential {
-                provider: INFO.name,
-                label: spec.label,
-                env_var: spec.env_var,
-            })?;
-        let mut key = HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
-            ProviderError::Config(format!(
-                "the {} API key contains characters that cannot be sent; check {}",
-                INFO.name, spec.env_var
-            ))
-        })?;
-        key.set_sensitive(true);
+        let key = config.secret_header(&INFO, "key")?;
         Ok(RemoveBg {
             http: config.http,
             url: endpoint_url(&base, "removebg"),
@@ -199,14 +185,10 @@ impl RemoveBg {
     }
 }
 
-/// The image as it is sent: read once, so every retry sends the same bytes
-/// without touching the disk again.
+/// The image as it is sent: a file read once, so every retry sends the same
+/// bytes without touching the disk again, or a link remove.bg fetches.
 enum ImageSource {
-    File {
-        bytes: Bytes,
-        file_name: String,
-        mime: &'static str,
-    },
+    File(InputFile),
     Url(String),
 }
 
@@ -228,23 +210,7 @@ impl Provider for RemoveBg {
         }
         report.uploading();
         let image = match &request.input {
-            JobInput::File { path, .. } => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|source| ProviderError::Io {
-                        action: "cannot read the input",
-                        source,
-                        path: path.clone(),
-                    })?;
-                ImageSource::File {
-                    bytes: Bytes::from(bytes),
-                    file_name: path
-                        .file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "image".to_owned()),
-                    mime: mime_for_path(path),
-                }
-            }
+            JobInput::File { path, .. } => ImageSource::File(InputFile::read(path).await?),
             JobInput::Url(url) => ImageSource::Url(url.to_string()),
         };
         let fields = text_fields(request);
@@ -253,22 +219,7 @@ impl Provider for RemoveBg {
             .http
             .send(REMOVE, || {
                 let mut form = match &image {
-                    ImageSource::File {
-                        bytes,
-                        file_name,
-                        mime,
-                    } => {
-                        let length = bytes.len() as u64;
-                        let part = Part::stream_with_length(bytes.clone(), length)
-                            .file_name(file_name.clone())
-                            .mime_str(mime)
-                            .map_err(|e| {
-                                ProviderError::Config(format!(
-                                    "cannot label the upload as {mime}: {e}"
-                                ))
-                            })?;
-                        Form::new().part("image_file", part)
-                    }
+                    ImageSource::File(file) => Form::new().part("image_file", file.part()?),
                     ImageSource::Url(url) => Form::new().text("image_url", url.clone()),
                 };
                 for (name, value) in &fields {
@@ -354,94 +305,6 @@ fn finished(
     })
 }
 
-// ---- options ----------------------------------------------------------------
-
-/// A length as remove.bg writes it: `30px` or `10%`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Length {
-    Pixels(u32),
-    Percent(f64),
-}
-
-fn parse_length(token: &str) -> Option<Length> {
-    if let Some(pixels) = token.strip_suffix("px") {
-        return pixels.parse().ok().map(Length::Pixels);
-    }
-    parse_percent(token).map(Length::Percent)
-}
-
-/// `NN%` with NN a finite number from 0 to 100.
-fn parse_percent(token: &str) -> Option<f64> {
-    token
-        .strip_suffix('%')?
-        .parse::<f64>()
-        .ok()
-        .filter(|p| (0.0..=100.0).contains(p))
-}
-
-fn validate_crop_margin(value: &str) -> Result<(), String> {
-    let tokens: Vec<_> = value.split_whitespace().collect();
-    let lengths_ok = tokens.iter().all(|t| parse_length(t).is_some());
-    if matches!(tokens.len(), 1 | 2 | 4) && lengths_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected 1, 2 or 4 lengths such as `30px` or `10%`, not `{value}`"
-        ))
-    }
-}
-
-fn validate_scale(value: &str) -> Result<(), String> {
-    let value = value.trim();
-    if value == "original" || parse_percent(value).is_some_and(|p| p >= 10.0) {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected `original` or a percentage from 10% to 100%, such as 80%, not `{value}`"
-        ))
-    }
-}
-
-fn validate_position(value: &str) -> Result<(), String> {
-    let tokens: Vec<_> = value.split_whitespace().collect();
-    let named = matches!(tokens.as_slice(), ["original"] | ["center"]);
-    let percentages =
-        matches!(tokens.len(), 1 | 2) && tokens.iter().all(|t| parse_percent(t).is_some());
-    if named || percentages {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected `original`, `center`, or one or two percentages such as `50% 100%`, not `{value}`"
-        ))
-    }
-}
-
-fn validate_roi(value: &str) -> Result<(), String> {
-    let wrong = || {
-        format!("expected `x1 y1 x2 y2`, each in px or %, such as `0% 0% 100% 100%`, not `{value}`")
-    };
-    let lengths: Vec<_> = value
-        .split_whitespace()
-        .map(parse_length)
-        .collect::<Option<_>>()
-        .ok_or_else(wrong)?;
-    let [x1, y1, x2, y2] = lengths.as_slice() else {
-        return Err(wrong());
-    };
-    let before = |a: &Length, b: &Length| match (a, b) {
-        (Length::Pixels(a), Length::Pixels(b)) => a < b,
-        (Length::Percent(a), Length::Percent(b)) => a < b,
-        _ => true,
-    };
-    if before(x1, x2) && before(y1, y2) {
-        Ok(())
-    } else {
-        Err(format!(
-            "the second corner must lie right of and below the first, as in `x1 y1 x2 y2`: `{value}`"
-        ))
-    }
-}
-
 // ---- error bodies -----------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -488,37 +351,27 @@ fn describe(error: WireError) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
     use axum::Router;
     use axum::extract::{Multipart, State};
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
     use axum::routing::post;
-    use secrecy::SecretString;
     use serde_json::json;
 
     use super::*;
     use crate::imaging::Background;
-    use crate::providers::{ProviderOptions, RetryPolicy};
-    use crate::secrets::Credentials;
+    use crate::providers::test_support::{
+        Log, Recorder, api_key, config, file_input, options, serve,
+    };
 
     const TINY_PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 
+    /// A job with a colour chosen, which remove.bg must not be sent: Cutout
+    /// composes backgrounds itself.
     fn request(input: JobInput, options: &[(&str, &str)]) -> JobRequest {
-        let kind = input.kind(false).unwrap();
-        JobRequest {
-            input,
-            kind,
-            model: "auto".to_owned(),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<ProviderOptions>(),
-            background: Background::Color([1, 2, 3]),
-        }
+        let mut request = crate::providers::test_support::request(&INFO, input, options);
+        request.background = Background::Color([1, 2, 3]);
+        request
     }
 
     fn url_request(options: &[(&str, &str)]) -> JobRequest {
@@ -543,7 +396,7 @@ mod tests {
 
     #[test]
     fn every_documented_option_value_passes_its_check() {
-        let good: ProviderOptions = [
+        let good = options(&[
             ("type", "car_interior"),
             ("type_level", "latest"),
             ("crop", "true"),
@@ -554,61 +407,8 @@ mod tests {
             ("roi", "10px 10px 90% 90%"),
             ("add_shadow", "false"),
             ("semitransparency", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         assert_eq!(INFO.check_options(&good), Ok(()));
-    }
-
-    #[test]
-    fn crop_margin_takes_one_two_or_four_lengths() {
-        for good in ["30px", "10%", "0px", "10px 20px", "1px 2% 3px 4%"] {
-            assert!(validate_crop_margin(good).is_ok(), "{good}");
-        }
-        for bad in ["30", "ten%", "-5px", "1px 2px 3px", "150%", ""] {
-            assert!(validate_crop_margin(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn scale_is_original_or_ten_to_a_hundred_percent() {
-        for good in ["original", "10%", "80%", "100%", "55.5%"] {
-            assert!(validate_scale(good).is_ok(), "{good}");
-        }
-        for bad in ["5%", "101%", "80", "0.8", "big"] {
-            assert!(validate_scale(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn position_is_a_name_or_one_or_two_percentages() {
-        for good in ["original", "center", "50%", "0% 100%"] {
-            assert!(validate_position(good).is_ok(), "{good}");
-        }
-        for bad in ["left", "50", "1% 2% 3%", "center 50%", "120%"] {
-            assert!(validate_position(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn roi_is_two_corners_in_order() {
-        for good in [
-            "0% 0% 100% 100%",
-            "10px 20px 300px 400px",
-            "10px 10% 90% 200px",
-        ] {
-            assert!(validate_roi(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "0% 0% 100%",
-            "a b c d",
-            "100px 0px 10px 50px",
-            "0% 50% 100% 20%",
-            "0 0 10 10",
-        ] {
-            assert!(validate_roi(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -700,36 +500,13 @@ mod tests {
 
     // ---- against a fake server ----------------------------------------------
 
-    type Log = Arc<Mutex<Vec<String>>>;
-
-    struct Recorder(Log);
-
-    impl JobReporter for Recorder {
-        fn uploading(&self) {
-            self.0.lock().unwrap().push("uploading".into());
-        }
-        fn remote_id(&self, remote_id: &str) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("remote_id {remote_id}"));
-        }
-        fn warning(&self, message: String) {
-            self.0.lock().unwrap().push(format!("warning {message}"));
-        }
-    }
-
     async fn fake_server(log: Log) -> Url {
         async fn removebg(
             State(log): State<Log>,
             headers: HeaderMap,
             mut form: Multipart,
         ) -> axum::response::Response {
-            let key = headers
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("<none>")
-                .to_owned();
+            let key = api_key(&headers);
             let mut fields = Vec::new();
             while let Some(field) = form.next_field().await.unwrap() {
                 let name = field.name().unwrap_or_default().to_owned();
@@ -758,28 +535,11 @@ mod tests {
         let app = Router::new()
             .route("/v1.0/removebg", post(removebg))
             .with_state(log);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Url::parse(&format!("http://{address}/v1.0")).unwrap()
+        serve(app).await.join("v1.0").unwrap()
     }
 
     fn client(base: &Url, key: &str) -> RemoveBg {
-        let mut credentials = Credentials::default();
-        credentials.insert("key", SecretString::from(key.to_owned()), "test");
-        let http = HttpClient::new(RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(1),
-            ..RetryPolicy::default()
-        })
-        .unwrap();
-        RemoveBg::new(ProviderConfig {
-            endpoints: BTreeMap::from([("url", base.clone())]),
-            credentials,
-            http,
-        })
-        .unwrap()
+        RemoveBg::new(config(&[("url", base)], &[("key", key)])).unwrap()
     }
 
     #[tokio::test]
@@ -787,10 +547,8 @@ mod tests {
         let log = Log::default();
         let base = fake_server(log.clone()).await;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cat.jpg");
-        std::fs::write(&path, [0xffu8; 1234]).unwrap();
         let request = request(
-            JobInput::File { path, root: None },
+            file_input(&dir, "cat.jpg", &[0xff; 1234]),
             &[("crop_margin", "10px"), ("type", "animal")],
         );
 

@@ -12,13 +12,12 @@ use std::path::Path;
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use reqwest::multipart::{Form, Part};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_util::io::ReaderStream;
 use url::Url;
 
-use super::http::{check_url_is_secure, endpoint_url, mime_for_path};
+use super::http::{endpoint_url, json_text, mime_for_path, unreadable_input};
 use super::{
     AssetSource, Call, CredentialSpec, EndpointSpec, HealthCheck, HealthReport, HttpClient,
     JobReporter, JobRequest, JobResult, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider,
@@ -184,23 +183,7 @@ impl RemoveBgVideo {
     /// send it over plain HTTP to another machine.
     pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
         let base = config.endpoint("url")?;
-        check_url_is_secure(&base)?;
-        let spec = &INFO.credentials[0];
-        let secret = config
-            .credentials
-            .get(spec.id)
-            .ok_or(ProviderError::MissingCredential {
-                provider: INFO.name,
-                label: spec.label,
-                env_var: spec.env_var,
-            })?;
-        let mut key = HeaderValue::from_str(secret.expose_secret()).map_err(|_| {
-            ProviderError::Config(format!(
-                "the {} API key contains characters that cannot be sent; check {}",
-                INFO.name, spec.env_var
-            ))
-        })?;
-        key.set_sensitive(true);
+        let key = config.secret_header(&INFO, "key")?;
         Ok(RemoveBgVideo {
             http: config.http,
             base,
@@ -217,11 +200,7 @@ impl RemoveBgVideo {
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| "video".to_owned());
         let mime = mime_for_path(path);
-        let read_error = |source| ProviderError::Io {
-            action: "cannot read the input",
-            source,
-            path: path.to_owned(),
-        };
+        let read_error = |source| unreadable_input(path, source);
         let answer: UploadAnswer = self
             .http
             .send_json(UPLOAD, || {
@@ -331,9 +310,12 @@ impl Provider for RemoveBgVideo {
 }
 
 /// Asks the unauthenticated `/health` route how the service is, so
-/// `cutout health` works before a key is set up.
-pub async fn check_health(http: &HttpClient, base: &Url) -> Result<HealthReport, ProviderError> {
-    check_url_is_secure(base)?;
+/// `cutout health` works before a key is set up. `base` has been checked like
+/// every endpoint ([`super::check_health`] looks it up).
+pub(super) async fn check_health(
+    http: &HttpClient,
+    base: &Url,
+) -> Result<HealthReport, ProviderError> {
     let url = endpoint_url(base, "health");
     let answer: HealthAnswer = http
         .send_json(HEALTH, || Ok(http.api().get(url.clone())))
@@ -605,14 +587,14 @@ fn created_job_id(answer: CreateAnswer) -> Result<String, ProviderError> {
     answer
         .id
         .as_ref()
-        .and_then(text)
+        .and_then(json_text)
         .ok_or_else(|| ProviderError::Protocol("the job was created without an `id`".to_owned()))
 }
 
 fn answer_failure(error: Option<&Value>, message: Option<&Value>) -> String {
     error
         .and_then(describe_error)
-        .or_else(|| message.and_then(text))
+        .or_else(|| message.and_then(json_text))
         .unwrap_or_else(|| "no reason given".to_owned())
 }
 
@@ -768,12 +750,12 @@ fn error_message(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     match value.get("error") {
         Some(Value::String(code)) => format_error(
-            value.get("message").and_then(text),
+            value.get("message").and_then(json_text),
             Some(code.clone()),
-            value.get("request_id").and_then(text),
+            value.get("request_id").and_then(json_text),
         ),
         Some(error) => describe_error(error),
-        None => value.get("message").and_then(text),
+        None => value.get("message").and_then(json_text),
     }
 }
 
@@ -811,11 +793,11 @@ fn describe_error(error: &Value) -> Option<String> {
             fields
                 .get("message")
                 .or(fields.get("detail"))
-                .and_then(text),
-            fields.get("code").and_then(text),
-            fields.get("request_id").and_then(text),
+                .and_then(json_text),
+            fields.get("code").and_then(json_text),
+            fields.get("request_id").and_then(json_text),
         ),
-        other => text(other),
+        other => json_text(other),
     }
 }
 
@@ -838,15 +820,6 @@ fn format_error(
     })
 }
 
-/// A non-empty string or a number, as text.
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// `base` with `segments` appended, each percent-encoded, so an odd job id
 /// can never change the path it is sent to.
 fn api_url(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
@@ -867,40 +840,21 @@ fn api_url(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
     use axum::Router;
     use axum::extract::{Multipart, Path as UrlPath, State};
     use axum::http::HeaderMap;
     use axum::routing::{get, post};
-    use secrecy::SecretString;
     use serde_json::json;
 
     use super::*;
-    use crate::providers::{ProviderOptions, RetryPolicy};
-    use crate::secrets::Credentials;
-
-    fn request(input: JobInput, model: &str, options: &[(&str, &str)]) -> JobRequest {
-        let kind = input.kind(true).unwrap();
-        JobRequest {
-            input,
-            kind,
-            model: model.to_owned(),
-            options: options
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<ProviderOptions>(),
-            background: Background::Transparent,
-        }
-    }
+    use crate::providers::test_support::{
+        Log, Recorder, api_key, config, fast_http, file_input, options, request, serve,
+    };
 
     fn url_request(options: &[(&str, &str)]) -> JobRequest {
         request(
+            &INFO,
             JobInput::Url(Url::parse("https://cdn.example.com/clip.mp4").unwrap()),
-            "original",
             options,
         )
     }
@@ -933,7 +887,7 @@ mod tests {
 
     #[test]
     fn every_documented_option_value_passes_its_check() {
-        let good: ProviderOptions = [
+        let good = options(&[
             ("output_format", "png_sequence"),
             ("text_prompt", "the dog"),
             ("background_image_url", "https://example.com/beach.jpg"),
@@ -941,10 +895,7 @@ mod tests {
             ("anchor", "bottom-center"),
             ("scale", "0.75"),
             ("offset", "-12,40"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         assert_eq!(INFO.check_options(&good), Ok(()));
     }
 
@@ -1274,33 +1225,6 @@ mod tests {
 
     // ---- against a fake server ----------------------------------------------
 
-    type Log = Arc<Mutex<Vec<String>>>;
-
-    struct Recorder(Log);
-
-    impl JobReporter for Recorder {
-        fn uploading(&self) {
-            self.0.lock().unwrap().push("uploading".into());
-        }
-        fn remote_id(&self, remote_id: &str) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("remote_id {remote_id}"));
-        }
-        fn warning(&self, message: String) {
-            self.0.lock().unwrap().push(format!("warning {message}"));
-        }
-    }
-
-    fn key_of(headers: &HeaderMap) -> String {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("<none>")
-            .to_owned()
-    }
-
     async fn fake_server(log: Log) -> Url {
         async fn upload(
             State(log): State<Log>,
@@ -1320,7 +1244,7 @@ mod tests {
             }
             log.lock().unwrap().push(format!(
                 "upload key={} {}",
-                key_of(&headers),
+                api_key(&headers),
                 fields.join(",")
             ));
             axum::Json(json!({
@@ -1335,7 +1259,7 @@ mod tests {
         ) -> axum::Json<Value> {
             log.lock()
                 .unwrap()
-                .push(format!("create key={} {body}", key_of(&headers)));
+                .push(format!("create key={} {body}", api_key(&headers)));
             axum::Json(
                 json!({"success": true, "id": "job_7", "status": "created", "message": "Job created"}),
             )
@@ -1347,14 +1271,14 @@ mod tests {
         ) -> axum::Json<Value> {
             log.lock()
                 .unwrap()
-                .push(format!("start {id} key={}", key_of(&headers)));
+                .push(format!("start {id} key={}", api_key(&headers)));
             axum::Json(json!({"success": true, "status": "pending"}))
         }
         async fn status(
             headers: HeaderMap,
             UrlPath(id): UrlPath<String>,
         ) -> (axum::http::StatusCode, axum::Json<Value>) {
-            if key_of(&headers) != "rbv_test_key" {
+            if api_key(&headers) != "rbv_test_key" {
                 let body = json!({"error": {"code": "invalid_api_key", "message": "Invalid API key", "request_id": "req_1"}});
                 return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body));
             }
@@ -1364,7 +1288,7 @@ mod tests {
         async fn health(State(log): State<Log>, headers: HeaderMap) -> axum::Json<Value> {
             log.lock()
                 .unwrap()
-                .push(format!("health key={}", key_of(&headers)));
+                .push(format!("health key={}", api_key(&headers)));
             axum::Json(
                 json!({"status": "healthy", "checks": {"api": true, "runpod_configured": true, "r2_configured": true}}),
             )
@@ -1376,31 +1300,11 @@ mod tests {
             .route("/v1/jobs/{id}", get(status))
             .route("/health", get(health))
             .with_state(log);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Url::parse(&format!("http://{address}")).unwrap()
-    }
-
-    fn http() -> HttpClient {
-        HttpClient::new(RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(1),
-            ..RetryPolicy::default()
-        })
-        .unwrap()
+        serve(app).await
     }
 
     fn client(base: &Url, key: &str) -> RemoveBgVideo {
-        let mut credentials = Credentials::default();
-        credentials.insert("key", SecretString::from(key.to_owned()), "test");
-        RemoveBgVideo::new(ProviderConfig {
-            endpoints: BTreeMap::from([("url", base.clone())]),
-            credentials,
-            http: http(),
-        })
-        .unwrap()
+        RemoveBgVideo::new(config(&[("url", base)], &[("key", key)])).unwrap()
     }
 
     #[tokio::test]
@@ -1408,13 +1312,12 @@ mod tests {
         let log = Log::default();
         let base = fake_server(log.clone()).await;
         let dir = tempfile::tempdir().unwrap();
-        let path: PathBuf = dir.path().join("clip.mp4");
-        std::fs::write(&path, "fake video").unwrap();
         let mut request = request(
-            JobInput::File { path, root: None },
-            "light",
+            &INFO,
+            file_input(&dir, "clip.mp4", b"fake video"),
             &[("output_format", "mp4")],
         );
+        request.model = "light".to_owned();
         request.background = Background::Color([0, 255, 0]);
 
         let provider = client(&base, "rbv_test_key");
@@ -1470,7 +1373,7 @@ mod tests {
     async fn the_health_check_sends_no_key() {
         let log = Log::default();
         let base = fake_server(log.clone()).await;
-        let report = check_health(&http(), &base).await.unwrap();
+        let report = check_health(&fast_http(), &base).await.unwrap();
         assert!(report.healthy);
         assert_eq!(report.checks.len(), 3);
         assert_eq!(log.lock().unwrap().as_slice(), ["health key=<none>"]);
@@ -1478,17 +1381,8 @@ mod tests {
 
     #[test]
     fn the_client_refuses_plain_http_to_a_remote_host() {
-        let mut credentials = Credentials::default();
-        credentials.insert("key", SecretString::from("k".to_owned()), "test");
-        let error = RemoveBgVideo::new(ProviderConfig {
-            endpoints: BTreeMap::from([(
-                "url",
-                Url::parse("http://api.removebgvideo.com").unwrap(),
-            )]),
-            credentials,
-            http: http(),
-        })
-        .unwrap_err();
+        let remote = Url::parse("http://api.removebgvideo.com").unwrap();
+        let error = RemoveBgVideo::new(config(&[("url", &remote)], &[("key", "k")])).unwrap_err();
         assert!(matches!(error, ProviderError::Config(_)));
     }
 }

@@ -8,15 +8,13 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use reqwest::header::HeaderValue;
-use reqwest::multipart::{Form, Part};
+use reqwest::multipart::Form;
 use reqwest::{RequestBuilder, Response};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::http::{check_url_is_secure, endpoint_url, mime_for_path, snippet};
+use super::http::{InputFile, endpoint_url, json_text, parse_answer, read_body, snippet};
 use super::*;
 
 /// removit's description. Its options are sent as they are, so they are
@@ -129,33 +127,30 @@ fn result_extension(options: &ProviderOptions) -> String {
     }
 }
 
-/// A non-empty string, or a number written as one (ids may be either).
-fn text_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn parse_answer(what: &str, body: &[u8]) -> Result<Value, ProviderError> {
-    serde_json::from_slice(body).map_err(|_| {
-        ProviderError::Protocol(format!(
-            "{what} answered `{}` instead of JSON",
-            snippet(body)
-        ))
-    })
-}
-
 /// The job id from the upload's answer.
 fn parse_upload_answer(body: &[u8]) -> Result<String, ProviderError> {
     let answer = parse_answer("the upload", body)?;
     ["job_id", "id"]
         .iter()
-        .find_map(|key| answer.get(*key).and_then(text_of))
+        .find_map(|key| answer.get(*key).and_then(json_text))
         .ok_or_else(|| {
             ProviderError::Protocol(format!("the upload gave no job id in `{}`", snippet(body)))
         })
+}
+
+/// `{name: message}` or `{name: [messages]}` as `name: message` lines, in
+/// the map's order: removit's shape for both warnings per variation and
+/// validation errors per field.
+fn labelled_messages(by_name: &Map<String, Value>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, messages) in by_name {
+        let messages = match messages {
+            Value::Array(items) => items.iter().filter_map(json_text).collect(),
+            other => json_text(other).into_iter().collect::<Vec<_>>(),
+        };
+        lines.extend(messages.into_iter().map(|m| format!("{name}: {m}")));
+    }
+    lines
 }
 
 /// The user-facing notes in a finished job: `warnings` (variation → messages)
@@ -163,28 +158,16 @@ fn parse_upload_answer(body: &[u8]) -> Result<String, ProviderError> {
 fn parse_warnings(answer: &Value) -> Vec<String> {
     let mut notes = Vec::new();
     match answer.get("warnings") {
-        Some(Value::Object(by_variation)) => {
-            for (variation, messages) in by_variation {
-                match messages {
-                    Value::Array(items) => notes.extend(
-                        items
-                            .iter()
-                            .filter_map(text_of)
-                            .map(|m| format!("{variation}: {m}")),
-                    ),
-                    other => notes.extend(text_of(other).map(|m| format!("{variation}: {m}"))),
-                }
-            }
-        }
-        Some(Value::Array(items)) => notes.extend(items.iter().filter_map(text_of)),
-        Some(other) => notes.extend(text_of(other)),
+        Some(Value::Object(by_variation)) => notes.extend(labelled_messages(by_variation)),
+        Some(Value::Array(items)) => notes.extend(items.iter().filter_map(json_text)),
+        Some(other) => notes.extend(json_text(other)),
         None => {}
     }
     if let Some(Value::Array(ignored)) = answer.get("ignored_variations") {
         notes.extend(
             ignored
                 .iter()
-                .filter_map(text_of)
+                .filter_map(json_text)
                 .map(|v| format!("variation {v} was ignored")),
         );
     }
@@ -203,11 +186,11 @@ fn parse_link(link: &str) -> Result<Url, ProviderError> {
 fn finished(answer: &Value, options: &ProviderOptions) -> Result<PollStatus, ProviderError> {
     let extension = result_extension(options);
     let warnings = parse_warnings(answer);
-    let single = answer.get("final_url").and_then(text_of);
+    let single = answer.get("final_url").and_then(json_text);
     let mut variations: Vec<(String, String)> = match answer.get("final_urls") {
         Some(Value::Object(links)) => links
             .iter()
-            .filter_map(|(name, link)| Some((name.clone(), text_of(link)?)))
+            .filter_map(|(name, link)| Some((name.clone(), json_text(link)?)))
             .collect(),
         _ => Vec::new(),
     };
@@ -263,7 +246,7 @@ fn parse_status(body: &[u8], options: &ProviderOptions) -> Result<PollStatus, Pr
     if is(&["failed", "error", "failure", "cancelled", "canceled"]) {
         let message = ["error", "message", "detail", "reason"]
             .iter()
-            .find_map(|key| answer.get(*key).and_then(text_of))
+            .find_map(|key| answer.get(*key).and_then(json_text))
             .unwrap_or_else(|| {
                 let word = if status.is_empty() { &state } else { &status };
                 format!("removit reports the job as {word} without saying why")
@@ -293,26 +276,15 @@ fn error_message(body: &[u8]) -> Option<String> {
     let answer: Value = serde_json::from_slice(body).ok()?;
     let (code, error_message) = match answer.get("error") {
         Some(Value::Object(error)) => (
-            error.get("code").and_then(text_of),
-            error.get("message").and_then(text_of),
+            error.get("code").and_then(json_text),
+            error.get("message").and_then(json_text),
         ),
-        Some(other) => (text_of(other), None),
+        Some(other) => (json_text(other), None),
         None => (None, None),
     };
-    let message = error_message.or_else(|| answer.get("message").and_then(text_of));
+    let message = error_message.or_else(|| answer.get("message").and_then(json_text));
     if let Some(Value::Object(details)) = answer.get("details") {
-        let mut lines = Vec::new();
-        for (field, messages) in details {
-            match messages {
-                Value::Array(items) => lines.extend(
-                    items
-                        .iter()
-                        .filter_map(text_of)
-                        .map(|m| format!("{field}: {m}")),
-                ),
-                other => lines.extend(text_of(other).map(|m| format!("{field}: {m}"))),
-            }
-        }
+        let lines = labelled_messages(details);
         if !lines.is_empty() {
             return Some(lines.join("; "));
         }
@@ -327,31 +299,20 @@ fn error_message(body: &[u8]) -> Option<String> {
     }
 }
 
-async fn read_body(response: Response) -> Result<Bytes, ProviderError> {
-    response.bytes().await.map_err(|e| ProviderError::Network {
-        message: format!("the answer broke off: {}", e.without_url()),
-        attempts: 1,
-    })
-}
-
 /// A client of one removit account.
 pub struct Removit {
     http: HttpClient,
     base: Url,
-    key: SecretString,
+    /// The key as a header value marked sensitive, so it is exposed once and
+    /// never printed by `Debug` or reqwest's logs.
+    key: HeaderValue,
 }
 
 impl Removit {
     /// Checks the configuration: a key, and a base URL safe to send it to.
     pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
-        let missing = ProviderError::MissingCredential {
-            provider: INFO.name,
-            label: "API key",
-            env_var: "CUTOUT_REMOVIT_KEY",
-        };
-        let key = config.credentials.get("key").cloned().ok_or(missing)?;
+        let key = config.secret_header(&INFO, "key")?;
         let base = config.endpoint("url")?;
-        check_url_is_secure(&base)?;
         Ok(Removit {
             http: config.http,
             base,
@@ -359,15 +320,9 @@ impl Removit {
         })
     }
 
-    /// A request carrying the key in a header the logs never show.
-    fn authorized(&self, builder: RequestBuilder) -> Result<RequestBuilder, ProviderError> {
-        let mut key = HeaderValue::try_from(self.key.expose_secret()).map_err(|_| {
-            ProviderError::Config(
-                "the removit API key has characters that cannot be sent; check it".to_owned(),
-            )
-        })?;
-        key.set_sensitive(true);
-        Ok(builder.header("X-API-Key", key))
+    /// A request carrying the key.
+    fn authorized(&self, builder: RequestBuilder) -> RequestBuilder {
+        builder.header("X-API-Key", self.key.clone())
     }
 
     /// Uploads a local file with the options as form fields.
@@ -376,35 +331,18 @@ impl Removit {
         path: &Path,
         options: &ProviderOptions,
     ) -> Result<Response, ProviderError> {
-        let bytes =
-            Bytes::from(
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|source| ProviderError::Io {
-                        action: "cannot read the input",
-                        source,
-                        path: path.to_owned(),
-                    })?,
-            );
-        let file_name = path
-            .file_name()
-            .map_or_else(|| "image".to_owned(), |n| n.to_string_lossy().into_owned());
-        let mime = mime_for_path(path);
+        let file = InputFile::read(path).await?;
         let fields = upload_fields(options);
         let url = endpoint_url(&self.base, "api/v1/upload");
         self.http
             .send(upload_call(), || {
-                let part = Part::stream(bytes.clone())
-                    .file_name(file_name.clone())
-                    .mime_str(mime)
-                    .map_err(|e| ProviderError::Config(format!("cannot describe the file: {e}")))?;
                 let form = fields
                     .iter()
                     .fold(Form::new(), |form, (key, value)| {
                         form.text(*key, value.clone())
                     })
-                    .part("file", part);
-                self.authorized(self.http.api().post(url.clone()).multipart(form))
+                    .part("file", file.part()?);
+                Ok(self.authorized(self.http.api().post(url.clone()).multipart(form)))
             })
             .await
     }
@@ -438,7 +376,7 @@ impl Provider for Removit {
                 let url = endpoint_url(&self.base, "api/v1/upload");
                 self.http
                     .send(upload_call(), || {
-                        self.authorized(self.http.api().post(url.clone()).json(&body))
+                        Ok(self.authorized(self.http.api().post(url.clone()).json(&body)))
                     })
                     .await?
             }
@@ -462,7 +400,9 @@ impl Provider for Removit {
         };
         let response = self
             .http
-            .send(call, || self.authorized(self.http.api().get(url.clone())))
+            .send(call, || {
+                Ok(self.authorized(self.http.api().get(url.clone())))
+            })
             .await?;
         parse_status(&read_body(response).await?, &request.options)
     }
@@ -471,19 +411,14 @@ impl Provider for Removit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
 
     use axum::extract::{FromRequest, Multipart, Request};
     use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response as AxumResponse};
+    use axum::response::Response as AxumResponse;
 
-    fn options(pairs: &[(&str, &str)]) -> ProviderOptions {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::providers::test_support::{
+        Log, Recorder, config, file_input, json, options, record, request, serve,
+    };
 
     fn links(status: &PollStatus) -> Vec<(Option<String>, String, String)> {
         let PollStatus::Done(result) = status else {
@@ -724,20 +659,9 @@ mod tests {
 
     const KEY: &str = "test-key";
 
-    fn json(status: StatusCode, body: Value) -> AxumResponse {
-        (status, axum::Json(body)).into_response()
-    }
-
-    async fn fake(request: Request, seen: Arc<Mutex<Vec<String>>>) -> AxumResponse {
+    async fn fake(request: Request, seen: Log) -> AxumResponse {
         let (parts, body) = request.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        seen.lock()
-            .unwrap()
-            .push(format!("{} {path_and_query}", parts.method));
+        record(&parts, &seen);
         if parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
             return json(
                 StatusCode::UNAUTHORIZED,
@@ -830,66 +754,19 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl JobReporter for Recorder {
-        fn uploading(&self) {
-            self.0.lock().unwrap().push("uploading".to_owned());
-        }
-        fn remote_id(&self, remote_id: &str) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("remote_id {remote_id}"));
-        }
-        fn warning(&self, message: String) {
-            self.0.lock().unwrap().push(format!("warning {message}"));
-        }
-    }
-
-    async fn start_fake() -> (Url, Arc<Mutex<Vec<String>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+    async fn start_fake() -> (Url, Log) {
+        let seen = Log::default();
         let s = seen.clone();
         let app = axum::Router::new().fallback(move |request: Request| fake(request, s.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (base, seen)
+        (serve(app).await, seen)
     }
 
     fn client(base: &Url, key: &str) -> Removit {
-        let mut endpoints = BTreeMap::new();
-        endpoints.insert("url", base.clone());
-        let mut credentials = Credentials::default();
-        credentials.insert("key", SecretString::from(key.to_owned()), "test");
-        let policy = RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(10),
-            ..RetryPolicy::default()
-        };
-        Removit::new(ProviderConfig {
-            endpoints,
-            credentials,
-            http: HttpClient::new(policy).unwrap(),
-        })
-        .unwrap()
-    }
-
-    fn job(input: JobInput, kind: InputKind, options: ProviderOptions) -> JobRequest {
-        JobRequest {
-            input,
-            kind,
-            model: "removit".to_owned(),
-            options,
-            background: Background::Transparent,
-        }
+        Removit::new(config(&[("url", base)], &[("key", key)])).unwrap()
     }
 
     fn cat_file(dir: &tempfile::TempDir) -> JobInput {
-        let path = dir.path().join("cat.jpg");
-        std::fs::write(&path, b"\xff\xd8\xff").unwrap();
-        JobInput::File { path, root: None }
+        file_input(dir, "cat.jpg", b"\xff\xd8\xff")
     }
 
     #[tokio::test]
@@ -897,10 +774,10 @@ mod tests {
         let (base, seen) = start_fake().await;
         let provider = client(&base, KEY);
         let dir = tempfile::tempdir().unwrap();
-        let request = job(
+        let request = request(
+            &INFO,
             cat_file(&dir),
-            InputKind::ImageFile,
-            options(&[("mode", "clipping"), ("output_format", "webp")]),
+            &[("mode", "clipping"), ("output_format", "webp")],
         );
         let report = Recorder::default();
 
@@ -952,10 +829,10 @@ mod tests {
     async fn a_url_is_sent_as_json() {
         let (base, _) = start_fake().await;
         let provider = client(&base, KEY);
-        let request = job(
+        let request = request(
+            &INFO,
             JobInput::Url(Url::parse("https://example.com/cat.jpg").unwrap()),
-            InputKind::ImageUrl,
-            options(&[("delivery_mode", "final_url")]),
+            &[("delivery_mode", "final_url")],
         );
         let submission = provider
             .submit(&request, &Recorder::default())
@@ -969,11 +846,7 @@ mod tests {
         let (base, seen) = start_fake().await;
         let provider = client(&base, KEY);
         let dir = tempfile::tempdir().unwrap();
-        let request = job(
-            cat_file(&dir),
-            InputKind::ImageFile,
-            options(&[("mode", "params")]),
-        );
+        let request = request(&INFO, cat_file(&dir), &[("mode", "params")]);
         let report = Recorder::default();
         let error = provider.submit(&request, &report).await.unwrap_err();
         assert!(matches!(error, ProviderError::Config(_)), "{error:?}");
@@ -985,14 +858,14 @@ mod tests {
     async fn a_refused_key_and_an_unknown_job_say_what_removit_said() {
         let (base, _) = start_fake().await;
         let dir = tempfile::tempdir().unwrap();
-        let request = job(cat_file(&dir), InputKind::ImageFile, ProviderOptions::new());
+        let request = request(&INFO, cat_file(&dir), &[]);
         let error = client(&base, "wrong")
             .submit(&request, &Recorder::default())
             .await
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "the API key was refused (API key invalid); check your key"
+            "the API key was refused, check your key: API key invalid"
         );
         let error = client(&base, KEY)
             .poll(&request, "job-unknown")

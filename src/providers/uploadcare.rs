@@ -16,16 +16,19 @@ use bytes::Bytes;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, HeaderValue};
-use reqwest::multipart::{Form, Part};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE};
+use reqwest::multipart::Form;
+use reqwest::{Method, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::Sha256;
 use url::Url;
 
-use super::http::{check_url_is_secure, endpoint_url, mime_for_path, snippet};
+use super::http::{InputFile, endpoint_url, parse_answer, read_body, sensitive_header, snippet};
+use super::removebg_params::{
+    validate_crop_margin, validate_position, validate_roi, validate_scale,
+};
 use super::*;
 
 /// The REST API version Cutout speaks; a missing or different one gets 406.
@@ -217,101 +220,6 @@ fn hmac_hex<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// A number with a unit, as remove.bg writes sizes: `30px`, `12.5%`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Measure {
-    Pixels(f64),
-    Percent(f64),
-}
-
-impl Measure {
-    fn parse(text: &str) -> Option<Measure> {
-        if let Some(number) = text.strip_suffix("px") {
-            parse_decimal(number).map(Measure::Pixels)
-        } else if let Some(number) = text.strip_suffix('%') {
-            parse_decimal(number).map(Measure::Percent)
-        } else {
-            None
-        }
-    }
-}
-
-/// A plain non-negative decimal (`12`, `12.5`): no sign, exponent or `inf`,
-/// which `f64::from_str` would take but the service would not.
-fn parse_decimal(text: &str) -> Option<f64> {
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (text, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// A percentage from 0% to 100%.
-fn parse_percent(text: &str) -> Option<f64> {
-    match Measure::parse(text)? {
-        Measure::Percent(p) if p <= 100.0 => Some(p),
-        _ => None,
-    }
-}
-
-fn validate_crop_margin(value: &str) -> Result<(), String> {
-    match Measure::parse(value) {
-        Some(Measure::Pixels(_)) => Ok(()),
-        Some(Measure::Percent(p)) if p <= 100.0 => Ok(()),
-        _ => Err(format!(
-            "use pixels or a percentage of the subject, such as 30px or 10%, not `{value}`"
-        )),
-    }
-}
-
-fn validate_scale(value: &str) -> Result<(), String> {
-    let scale = parse_percent(value);
-    if value == "original" || scale.is_some_and(|p| p >= 10.0) {
-        Ok(())
-    } else {
-        Err(format!(
-            "use a percentage from 10% to 100%, such as 80%, or original, not `{value}`"
-        ))
-    }
-}
-
-fn validate_roi(value: &str) -> Result<(), String> {
-    let corners: Vec<_> = value.split_whitespace().map(Measure::parse).collect();
-    let in_range = |m: &Option<Measure>| match m {
-        Some(Measure::Pixels(_)) => true,
-        Some(Measure::Percent(p)) => *p <= 100.0,
-        None => false,
-    };
-    if corners.len() == 4 && corners.iter().all(in_range) {
-        Ok(())
-    } else {
-        Err(format!(
-            "use four coordinates `x1 y1 x2 y2`, each in px or %, such as `0% 0% 100% 100%`, not `{value}`"
-        ))
-    }
-}
-
-fn validate_position(value: &str) -> Result<(), String> {
-    let parts: Vec<_> = value.split_whitespace().collect();
-    let ok = match parts.as_slice() {
-        ["original"] | ["center"] => true,
-        [x] => parse_percent(x).is_some(),
-        [x, y] => parse_percent(x).is_some() && parse_percent(y).is_some(),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "use original, center, one percentage for both axes (50%) or two (50% 30%), not `{value}`"
-        ))
-    }
-}
-
 /// The add-on's request: the file to work on and the options the user set, in
 /// [`INFO`]'s order. Booleans go as JSON booleans, everything else as strings.
 /// Keys Uploadcare does not take (remove.bg's `size`, `format`, …) are never
@@ -438,15 +346,6 @@ fn upload_failure(answer: &Value, http_status: u16) -> Option<ProviderError> {
             },
             message,
         },
-    })
-}
-
-fn parse_answer(what: &str, body: &[u8]) -> Result<Value, ProviderError> {
-    serde_json::from_slice(body).map_err(|_| {
-        ProviderError::Protocol(format!(
-            "{what} answered `{}` instead of JSON",
-            snippet(body)
-        ))
     })
 }
 
@@ -606,24 +505,6 @@ fn parse_file_info(body: &[u8]) -> Result<Option<Url>, ProviderError> {
     })
 }
 
-async fn read_body(response: Response) -> Result<Bytes, ProviderError> {
-    response.bytes().await.map_err(|e| ProviderError::Network {
-        message: format!("the answer broke off: {}", e.without_url()),
-        attempts: 1,
-    })
-}
-
-/// A header value the logs never show.
-fn secret_header(value: String, what: &str) -> Result<HeaderValue, ProviderError> {
-    let mut header = HeaderValue::try_from(value).map_err(|_| {
-        ProviderError::Config(format!(
-            "the Uploadcare {what} has characters that cannot be sent; check it"
-        ))
-    })?;
-    header.set_sensitive(true);
-    Ok(header)
-}
-
 /// A client of one Uploadcare project.
 pub struct Uploadcare {
     http: HttpClient,
@@ -640,34 +521,16 @@ impl Uploadcare {
     /// Checks the configuration: both keys present, and base URLs that are
     /// safe to send them to.
     pub fn new(config: ProviderConfig) -> Result<Self, ProviderError> {
-        let credential = |id: &str| {
-            let spec = INFO.credentials.iter().find(|c| c.id == id);
-            config
-                .credentials
-                .get(id)
-                .cloned()
-                .ok_or(ProviderError::MissingCredential {
-                    provider: INFO.name,
-                    label: spec.map_or("key", |s| s.label),
-                    env_var: spec.map_or("", |s| s.env_var),
-                })
-        };
-        let public_key = credential("public_key")?;
-        let secret_key = credential("secret_key")?;
-        let api_url = config.endpoint("api_url")?;
-        let upload_url = config.endpoint("upload_url")?;
-        let cdn_url = config.endpoints.get("cdn_url").cloned();
-        for url in [Some(&api_url), Some(&upload_url), cdn_url.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            check_url_is_secure(url)?;
-        }
+        // The public key goes into every `Authorization` header: one no header
+        // can carry fails now, naming its variable, not on the first call.
+        config.secret_header(&INFO, "public_key")?;
+        let public_key = config.credential(&INFO, "public_key")?.clone();
+        let secret_key = config.credential(&INFO, "secret_key")?.clone();
         Ok(Uploadcare {
+            api_url: config.endpoint("api_url")?,
+            upload_url: config.endpoint("upload_url")?,
+            cdn_url: config.optional_endpoint("cdn_url")?,
             http: config.http,
-            api_url,
-            upload_url,
-            cdn_url,
             public_key,
             secret_key,
         })
@@ -690,9 +553,9 @@ impl Uploadcare {
             &date,
             &request_uri(url),
         );
-        let authorization = secret_header(
-            format!("Uploadcare {}:{signature}", self.public_key.expose_secret()),
-            "public key",
+        let authorization = sensitive_header(
+            &format!("Uploadcare {}:{signature}", self.public_key.expose_secret()),
+            || "the Uploadcare public key has characters that cannot be sent; check it".to_owned(),
         )?;
         let mut builder = self
             .http
@@ -734,67 +597,57 @@ impl Uploadcare {
             .text("expire", expire.to_string())
     }
 
-    /// Puts a local file into the project; returns its uuid.
-    async fn upload_file(&self, path: &Path) -> Result<String, ProviderError> {
-        let bytes =
-            Bytes::from(
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|source| ProviderError::Io {
-                        action: "cannot read the input",
-                        source,
-                        path: path.to_owned(),
-                    })?,
-            );
-        let file_name = path
-            .file_name()
-            .map_or_else(|| "image".to_owned(), |n| n.to_string_lossy().into_owned());
-        let mime = mime_for_path(path);
-        let mut url = endpoint_url(&self.upload_url, "base/");
+    /// Posts a form built by `form` (called per attempt) to the upload API
+    /// route `path`, asking for errors as JSON; returns the answer. Each
+    /// upload stores a file, so it is repeated only when surely not received.
+    async fn post_upload(
+        &self,
+        what: &'static str,
+        path: &str,
+        form: impl Fn() -> Result<Form, ProviderError>,
+    ) -> Result<Bytes, ProviderError> {
+        let mut url = endpoint_url(&self.upload_url, path);
         url.set_query(Some("jsonerrors=1"));
         let call = Call {
-            what: "upload",
+            what,
             replay: Replay::WhenUnprocessed,
             error_message: upload_error_message,
         };
         let response = self
             .http
             .send(call, || {
-                let part = Part::stream(bytes.clone())
-                    .file_name(file_name.clone())
-                    .mime_str(mime)
-                    .map_err(|e| ProviderError::Config(format!("cannot describe the file: {e}")))?;
-                let form = self
-                    .upload_form("UPLOADCARE_PUB_KEY")
-                    .text("UPLOADCARE_STORE", "0")
-                    .part("file", part);
-                Ok(self.http.api().post(url.clone()).multipart(form))
+                Ok(self.http.api().post(url.clone()).multipart(form()?))
             })
             .await?;
-        parse_base_answer(&read_body(response).await?)
+        read_body(response).await
+    }
+
+    /// Puts a local file into the project; returns its uuid.
+    async fn upload_file(&self, path: &Path) -> Result<String, ProviderError> {
+        let file = InputFile::read(path).await?;
+        let answer = self
+            .post_upload("upload", "base/", || {
+                Ok(self
+                    .upload_form("UPLOADCARE_PUB_KEY")
+                    .text("UPLOADCARE_STORE", "0")
+                    .part("file", file.part()?))
+            })
+            .await?;
+        parse_base_answer(&answer)
     }
 
     /// Has Uploadcare fetch an image URL into the project and waits for it;
     /// returns the file's uuid.
     async fn upload_from_url(&self, source: &Url) -> Result<String, ProviderError> {
-        let mut url = endpoint_url(&self.upload_url, "from_url/");
-        url.set_query(Some("jsonerrors=1"));
-        let call = Call {
-            what: "URL upload",
-            replay: Replay::WhenUnprocessed,
-            error_message: upload_error_message,
-        };
-        let response = self
-            .http
-            .send(call, || {
-                let form = self
+        let answer = self
+            .post_upload("URL upload", "from_url/", || {
+                Ok(self
                     .upload_form("pub_key")
                     .text("source_url", source.to_string())
-                    .text("store", "0");
-                Ok(self.http.api().post(url.clone()).multipart(form))
+                    .text("store", "0"))
             })
             .await?;
-        let token = match parse_from_url_answer(&read_body(response).await?)? {
+        let token = match parse_from_url_answer(&answer)? {
             FromUrl::File(uuid) => return Ok(uuid),
             FromUrl::Token(token) => token,
         };
@@ -915,17 +768,14 @@ mod tests {
 
     use axum::extract::{FromRequest, Multipart, Request};
     use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response as AxumResponse};
+    use axum::response::Response as AxumResponse;
+
+    use crate::providers::test_support::{
+        Log, Recorder, config, file_input, json, options, record, request, serve,
+    };
 
     const SECRET: &str = "demoprivatekey";
     const PUBLIC: &str = "demopublickey";
-
-    fn options(pairs: &[(&str, &str)]) -> ProviderOptions {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn rest_signature_matches_the_documented_vector() {
@@ -966,56 +816,6 @@ mod tests {
         assert_eq!(request_uri(&url), "/proxy/files/?limit=1&stored=true");
         let url = Url::parse("https://api.example/addons/remove_bg/execute/").unwrap();
         assert_eq!(request_uri(&url), "/addons/remove_bg/execute/");
-    }
-
-    #[test]
-    fn crop_margin_takes_pixels_or_percentages() {
-        for ok in ["30px", "10%", "12.5%", "0px"] {
-            assert!(validate_crop_margin(ok).is_ok(), "{ok}");
-        }
-        for bad in ["30", "-5px", "30 px", "1e3px", "abc", "150%", "px", ".5%"] {
-            assert!(validate_crop_margin(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn scale_takes_ten_to_a_hundred_percent_or_original() {
-        for ok in ["80%", "10%", "100%", "original"] {
-            assert!(validate_scale(ok).is_ok(), "{ok}");
-        }
-        for bad in ["5%", "120%", "80", "80px", "Original"] {
-            assert!(validate_scale(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn roi_takes_four_coordinates_in_pixels_or_percent() {
-        for ok in [
-            "0% 0% 100% 100%",
-            "10px 20px 300px 400px",
-            "0px 0% 50.5% 100px",
-        ] {
-            assert!(validate_roi(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "0% 0% 100%",
-            "0 0 100 100",
-            "0% 0% 100% 101%",
-            "",
-            "0% 0% 100% 100% 1%",
-        ] {
-            assert!(validate_roi(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn position_takes_original_center_or_one_or_two_percentages() {
-        for ok in ["original", "center", "50%", "50% 30%", "0% 100%"] {
-            assert!(validate_position(ok).is_ok(), "{ok}");
-        }
-        for bad in ["left", "50px", "50% 30% 10%", "150%", ""] {
-            assert!(validate_position(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -1284,47 +1084,14 @@ mod tests {
 
     // --- the client against a small fake of the three hosts ---
 
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl JobReporter for Recorder {
-        fn uploading(&self) {
-            self.0.lock().unwrap().push("uploading".to_owned());
-        }
-        fn remote_id(&self, remote_id: &str) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("remote_id {remote_id}"));
-        }
-        fn warning(&self, message: String) {
-            self.0.lock().unwrap().push(format!("warning {message}"));
-        }
-    }
-
     const SOURCE: &str = "17be4678-dab7-4bc7-8753-28914a22960a";
     const RESULT: &str = "21975c81-7f57-4c7a-aef9-acfe28779f78";
 
-    fn json(status: StatusCode, body: Value) -> AxumResponse {
-        (status, axum::Json(body)).into_response()
-    }
-
     /// A fake that checks what the real service checks: upload fields and
     /// signatures, and REST signatures, answering 400/401 when they are wrong.
-    async fn fake(
-        request: Request,
-        seen: Arc<Mutex<Vec<String>>>,
-        base: Arc<Mutex<String>>,
-    ) -> AxumResponse {
+    async fn fake(request: Request, seen: Log, base: Arc<Mutex<String>>) -> AxumResponse {
         let (parts, body) = request.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        seen.lock()
-            .unwrap()
-            .push(format!("{} {path_and_query}", parts.method));
+        let path_and_query = record(&parts, &seen);
         match (parts.method.as_str(), parts.uri.path()) {
             ("POST", "/base/" | "/from_url/") => {
                 let request = Request::from_parts(parts.clone(), body);
@@ -1457,72 +1224,46 @@ mod tests {
 
     struct Fixture {
         base: Url,
-        seen: Arc<Mutex<Vec<String>>>,
+        seen: Log,
     }
 
     async fn start_fake() -> Fixture {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Log::default();
         let base_text = Arc::new(Mutex::new(String::new()));
         let (s, b) = (seen.clone(), base_text.clone());
         let app = axum::Router::new()
             .fallback(move |request: Request| fake(request, s.clone(), b.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let base = serve(app).await;
         *base_text.lock().unwrap() = base.to_string();
-        tokio::spawn(async move { axum::serve(listener, app).await });
         Fixture { base, seen }
     }
 
     fn client(base: &Url, secret: &str, cdn: Option<&Url>) -> Uploadcare {
-        let mut endpoints = BTreeMap::new();
-        endpoints.insert("api_url", base.clone());
-        endpoints.insert("upload_url", base.clone());
-        if let Some(cdn) = cdn {
-            endpoints.insert("cdn_url", cdn.clone());
-        }
-        let mut credentials = Credentials::default();
-        credentials.insert("public_key", SecretString::from(PUBLIC.to_owned()), "test");
-        credentials.insert("secret_key", SecretString::from(secret.to_owned()), "test");
-        let policy = RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(10),
-            ..RetryPolicy::default()
-        };
-        Uploadcare::new(ProviderConfig {
-            endpoints,
-            credentials,
-            http: HttpClient::new(policy).unwrap(),
-        })
-        .unwrap()
+        let mut endpoints = vec![("api_url", base), ("upload_url", base)];
+        endpoints.extend(cdn.map(|cdn| ("cdn_url", cdn)));
+        let keys = [("public_key", PUBLIC), ("secret_key", secret)];
+        Uploadcare::new(config(&endpoints, &keys)).unwrap()
     }
 
-    fn job(input: JobInput, kind: InputKind, options: ProviderOptions) -> JobRequest {
-        JobRequest {
-            input,
-            kind,
-            model: "remove_bg".to_owned(),
-            options,
-            background: Background::Transparent,
-        }
+    fn cat_png(dir: &tempfile::TempDir) -> JobInput {
+        file_input(dir, "cat.png", b"\x89PNG")
     }
 
     #[tokio::test]
     async fn a_file_is_uploaded_processed_and_its_result_located_with_signed_calls() {
         let fixture = start_fake().await;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cat.png");
-        std::fs::write(&path, b"\x89PNG").unwrap();
-        let request = job(
-            JobInput::File { path, root: None },
-            InputKind::ImageFile,
-            options(&[("crop", "true"), ("crop_margin", "10%")]),
+        let request = request(
+            &INFO,
+            cat_png(&dir),
+            &[("crop", "true"), ("crop_margin", "10%")],
         );
         let provider = client(&fixture.base, SECRET, None);
         let report = Recorder::default();
 
         let submission = provider.submit(&request, &report).await.unwrap();
         assert!(matches!(&submission, Submission::Accepted { remote_id } if remote_id == "req-42"));
-        assert_eq!(*report.0.lock().unwrap(), ["uploading", "remote_id req-42"]);
+        assert_eq!(report.lines(), ["uploading", "remote_id req-42"]);
 
         let PollStatus::Done(result) = provider.poll(&request, "req-42").await.unwrap() else {
             panic!("not done");
@@ -1552,10 +1293,10 @@ mod tests {
     #[tokio::test]
     async fn a_url_is_fetched_by_uploadcare_and_waited_for() {
         let fixture = start_fake().await;
-        let request = job(
+        let request = request(
+            &INFO,
             JobInput::Url(Url::parse("https://example.com/cat.jpg").unwrap()),
-            InputKind::ImageUrl,
-            options(&[("crop", "true"), ("crop_margin", "10%")]),
+            &[("crop", "true"), ("crop_margin", "10%")],
         );
         let provider = client(&fixture.base, SECRET, None);
         let submission = provider
@@ -1580,11 +1321,7 @@ mod tests {
         let fixture = start_fake().await;
         let cdn = Url::parse("https://cdn.example/").unwrap();
         let provider = client(&fixture.base, SECRET, Some(&cdn));
-        let request = job(
-            JobInput::Url(cdn.clone()),
-            InputKind::ImageUrl,
-            ProviderOptions::new(),
-        );
+        let request = request(&INFO, JobInput::Url(cdn.clone()), &[]);
         let PollStatus::Done(result) = provider.poll(&request, "req-42").await.unwrap() else {
             panic!("not done");
         };
@@ -1599,25 +1336,15 @@ mod tests {
     async fn a_wrong_secret_key_is_reported_with_uploadcares_words() {
         let fixture = start_fake().await;
         let provider = client(&fixture.base, "not the secret", None);
-        let request = job(
-            JobInput::Url(fixture.base.clone()),
-            InputKind::ImageUrl,
-            ProviderOptions::new(),
-        );
-        match provider.poll(&request, "req-42").await.unwrap_err() {
+        let by_url = request(&INFO, JobInput::Url(fixture.base.clone()), &[]);
+        match provider.poll(&by_url, "req-42").await.unwrap_err() {
             ProviderError::Unauthorized { message } => {
                 assert!(message.contains("Invalid signature"), "{message}")
             }
             other => panic!("{other:?}"),
         }
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cat.png");
-        std::fs::write(&path, b"\x89PNG").unwrap();
-        let request = job(
-            JobInput::File { path, root: None },
-            InputKind::ImageFile,
-            ProviderOptions::new(),
-        );
+        let request = request(&INFO, cat_png(&dir), &[]);
         let error = provider
             .submit(&request, &Recorder::default())
             .await
@@ -1633,11 +1360,7 @@ mod tests {
         let fixture = start_fake().await;
         let provider = client(&fixture.base, SECRET, None);
         let path = std::path::PathBuf::from("/nonexistent/cat.png");
-        let request = job(
-            JobInput::File { path, root: None },
-            InputKind::ImageFile,
-            ProviderOptions::new(),
-        );
+        let request = request(&INFO, JobInput::File { path, root: None }, &[]);
         let error = provider
             .submit(&request, &Recorder::default())
             .await
@@ -1652,21 +1375,12 @@ mod tests {
 
     #[test]
     fn plain_http_to_a_remote_host_is_refused_before_keys_are_sent() {
-        let mut endpoints = BTreeMap::new();
-        endpoints.insert("api_url", Url::parse("http://api.uploadcare.com").unwrap());
-        endpoints.insert(
-            "upload_url",
-            Url::parse("https://upload.uploadcare.com").unwrap(),
-        );
-        let mut credentials = Credentials::default();
-        credentials.insert("public_key", SecretString::from(PUBLIC.to_owned()), "test");
-        credentials.insert("secret_key", SecretString::from(SECRET.to_owned()), "test");
-        let http = HttpClient::new(RetryPolicy::default()).unwrap();
-        let result = Uploadcare::new(ProviderConfig {
-            endpoints,
-            credentials,
-            http,
-        });
+        let api = Url::parse("http://api.uploadcare.com").unwrap();
+        let upload = Url::parse("https://upload.uploadcare.com").unwrap();
+        let result = Uploadcare::new(config(
+            &[("api_url", &api), ("upload_url", &upload)],
+            &[("public_key", PUBLIC), ("secret_key", SECRET)],
+        ));
         assert!(matches!(result, Err(ProviderError::Config(_))));
     }
 }
