@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::fakes::Fake;
 use crate::fakes::removebg::{self, FakeRemoveBg};
 use crate::fakes::uploadcare::{self, FakeUploadcare};
 use crate::harness::{Workspace, assert_mentions};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::fakes;
+use crate::fakes::{self, Fake};
 
 /// Every key used in these tests, right or wrong, contains this marker, so
 /// one search proves none of them was printed.
@@ -77,6 +77,22 @@ impl Workspace {
             .arg(&self.out)
     }
 
+    /// `cutout batch` pointed at `fake` with the right keys; add inputs and
+    /// options.
+    pub fn batch_on<F: Fake>(&self, fake: &F) -> Cutout {
+        self.batch(F::PROVIDER).envs(fake.env())
+    }
+
+    /// An input as a test names it: a URL (`https://…`) is passed as it is,
+    /// anything else names a product photo written at `inputs/<input>`.
+    pub fn input(&self, input: &str) -> OsString {
+        if input.starts_with("https://") {
+            input.into()
+        } else {
+            self.photo(input).into()
+        }
+    }
+
     /// `cutout <args>` in this workspace's environment.
     pub fn command<I, S>(&self, args: I) -> Cutout
     where
@@ -112,6 +128,7 @@ impl Workspace {
             env.push(("PATH".to_owned(), path.to_string_lossy().into_owned()));
         }
         Cutout {
+            case: None,
             args: args.into_iter().map(Into::into).collect(),
             env,
             cwd: self.dir.path().to_owned(),
@@ -130,6 +147,14 @@ impl Workspace {
     /// `out/<relative>`.
     pub fn out_path(&self, relative: &str) -> PathBuf {
         self.out.join(relative)
+    }
+
+    /// Asserts `--out` holds no file: a failed job leaves nothing behind, not
+    /// even a partial download.
+    #[track_caller]
+    pub fn assert_nothing_written(&self, run: &Outcome) {
+        let left = self.out_files();
+        assert!(left.is_empty(), "left behind: {left:?}\n{run}");
     }
 }
 
@@ -150,12 +175,19 @@ fn collect_files(root: &Path, dir: &Path, found: &mut Vec<String>) {
 
 /// A `cutout` command line being put together.
 pub struct Cutout {
+    case: Option<String>,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     cwd: PathBuf,
 }
 
 impl Cutout {
+    /// Names the table row this run belongs to, for failure messages.
+    pub fn case(mut self, case: &str) -> Cutout {
+        self.case = Some(case.to_owned());
+        self
+    }
+
     /// Adds one argument.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Cutout {
         self.args.push(arg.into());
@@ -221,6 +253,7 @@ impl Cutout {
             child,
             stdout,
             stderr,
+            case: self.case,
             args,
             started: Instant::now(),
         }
@@ -240,6 +273,7 @@ pub struct Running {
     child: Child,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
+    case: Option<String>,
     args: Vec<String>,
     started: Instant,
 }
@@ -268,6 +302,7 @@ impl Running {
             std::thread::sleep(Duration::from_millis(10));
         };
         let outcome = Outcome {
+            case: self.case,
             args: self.args,
             code: status.and_then(|s| s.code()),
             timed_out: status.is_none(),
@@ -282,6 +317,7 @@ impl Running {
 
 /// What a run printed and how it ended.
 pub struct Outcome {
+    case: Option<String>,
     args: Vec<String>,
     /// The exit code; `None` when killed by a signal or by the time limit.
     pub code: Option<i32>,
@@ -299,6 +335,9 @@ pub struct Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(case) = &self.case {
+            writeln!(f, "case: {case}")?;
+        }
         writeln!(f, "cutout {}", self.args.join(" "))?;
         writeln!(
             f,
@@ -395,6 +434,28 @@ impl Outcome {
         errors[0].clone()
     }
 
+    /// Asserts the run failed (exit 1) with exactly one failed job whose
+    /// error carries each of `says`, and returns that error.
+    #[track_caller]
+    pub fn assert_one_failure(&self, says: &[&str]) -> String {
+        self.assert_code(1);
+        let error = self.only_error();
+        for needle in says {
+            assert_mentions(&error, needle, self);
+        }
+        error
+    }
+
+    /// Asserts the run took at least `secs` seconds, as it must when the
+    /// provider answered `Retry-After: secs`.
+    #[track_caller]
+    pub fn assert_waited_out_retry_after(&self, secs: u64) {
+        assert!(
+            self.elapsed >= Duration::from_secs(secs),
+            "Retry-After: {secs} was not honoured\n{self}"
+        );
+    }
+
     /// Every path in `done` events' `outputs`.
     pub fn outputs(&self) -> Vec<PathBuf> {
         self.of("done")
@@ -439,6 +500,100 @@ impl Outcome {
             (Some(done), Some(failed), Some(cancelled)),
             "summary counts\n{self}"
         );
+    }
+}
+
+/// Starts `F` with its default script changed by `setup` (`|_| {}` for none)
+/// and runs `cutout batch` on one input (see [`Workspace::input`]) in a fresh
+/// workspace: the setup of most provider tests.
+pub fn run_batch<F: Fake>(
+    input: &str,
+    setup: impl FnOnce(&mut F::Script),
+) -> (F, Workspace, Outcome) {
+    let mut script = F::Script::default();
+    setup(&mut script);
+    let fake = F::start(script);
+    let ws = Workspace::new();
+    let run = ws.batch_on(&fake).arg(ws.input(input)).run();
+    (fake, ws, run)
+}
+
+/// One way a provider refuses a job: a row of [`assert_refusals`].
+#[derive(Clone, Copy)]
+pub struct Refusal<S> {
+    case: &'static str,
+    setup: fn(&mut S),
+    wrong_key: Option<&'static str>,
+    says: &'static [&'static str],
+    submissions: usize,
+}
+
+impl<S> Refusal<S> {
+    /// The fake, its default script changed by `setup`, refuses the paid
+    /// call; the job's error must carry each of `says` (the CLI's advice, the
+    /// provider's own words).
+    pub fn new(case: &'static str, setup: fn(&mut S), says: &'static [&'static str]) -> Refusal<S> {
+        Refusal {
+            case,
+            setup,
+            wrong_key: None,
+            says,
+            submissions: 1,
+        }
+    }
+
+    /// The CLI sends `key` instead of the right one to a fake as it comes.
+    pub fn wrong_key(key: &'static str, says: &'static [&'static str]) -> Refusal<S> {
+        Refusal::new("bad key", |_| {}, says).with_wrong_key(key)
+    }
+
+    /// The CLI sends `key` instead of the right one.
+    pub fn with_wrong_key(self, key: &'static str) -> Refusal<S> {
+        Refusal {
+            wrong_key: Some(key),
+            ..self
+        }
+    }
+
+    /// The refusal comes before the paid call, which is then never sent.
+    pub fn before_the_paid_call(self) -> Refusal<S> {
+        Refusal {
+            submissions: 0,
+            ..self
+        }
+    }
+}
+
+/// Runs `cutout batch` on `input` once per refusal, each against a fresh `F`
+/// in a fresh workspace, and asserts what every refusal owes: exit 1, the one
+/// job failed in those words and not retryable, the paid call was sent once
+/// at most (a refusal is never retried), and nothing was written.
+#[track_caller]
+pub fn assert_refusals<F: Fake>(input: &str, refusals: &[Refusal<F::Script>]) {
+    for refusal in refusals {
+        let mut script = F::Script::default();
+        (refusal.setup)(&mut script);
+        let fake = F::start(script);
+        let ws = Workspace::new();
+        let mut cli = ws.batch_on(&fake).case(refusal.case).arg(ws.input(input));
+        if let Some(key) = refusal.wrong_key {
+            cli = cli.env(F::KEY_VAR, key);
+        }
+
+        let run = cli.run();
+
+        run.assert_one_failure(refusal.says);
+        assert_eq!(
+            run.of("failed")[0]["retryable"],
+            false,
+            "a refusal is not retryable\n{run}"
+        );
+        assert_eq!(
+            fake.submissions(),
+            refusal.submissions,
+            "a refusal is not retried\n{run}"
+        );
+        ws.assert_nothing_written(&run);
     }
 }
 

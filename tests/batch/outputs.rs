@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fakes::PHOTO_SIZE;
 use crate::fakes::removebg::{self, FakeRemoveBg};
 use crate::fakes::removit::{self, FakeRemovit};
+use crate::fakes::{Fake, PHOTO_SIZE};
 use crate::harness::{Workspace, assert_cutout_png};
 
 #[test]
@@ -17,11 +17,7 @@ fn a_folder_keeps_its_tree_and_skips_what_is_not_an_image() {
     ws.file("shots/notes.txt", b"shoot list");
     ws.file("shots/detail/README.md", b"# detail shots");
 
-    let run = ws
-        .batch("removebg")
-        .envs(fake.env())
-        .arg(ws.inputs.join("shots"))
-        .run();
+    let run = ws.batch_on(&fake).arg(ws.inputs.join("shots")).run();
 
     run.assert_code(0);
     assert_eq!(
@@ -55,7 +51,7 @@ fn an_existing_output_is_never_overwritten() {
     std::fs::create_dir_all(&ws.out).expect("create out");
     std::fs::write(ws.out_path("bottle.png"), b"yesterday's edit").expect("an earlier output");
 
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+    let run = ws.batch_on(&fake).arg(&photo).run();
 
     run.assert_code(0);
     assert_eq!(
@@ -73,8 +69,7 @@ fn jpg_on_a_white_background_is_an_opaque_jpeg_of_the_same_size() {
     let photo = ws.photo("bottle.png");
 
     let run = ws
-        .batch("removebg")
-        .envs(fake.env())
+        .batch_on(&fake)
         .args(["--format", "jpg", "--bg", "#ffffff"])
         .arg(&photo)
         .run();
@@ -115,8 +110,7 @@ fn concurrency_2_is_never_exceeded() {
     let photos: Vec<_> = (1..=5).map(|i| ws.photo(&format!("item{i}.jpg"))).collect();
 
     let run = ws
-        .batch("removebg")
-        .envs(fake.env())
+        .batch_on(&fake)
         .args(["--concurrency", "2"])
         .args(&photos)
         .run();
@@ -141,8 +135,7 @@ fn ctrl_c_cancels_jobs_in_flight_and_leaves_nothing_behind() {
     let second = ws.photo("second.jpg");
 
     let running = ws
-        .batch("removit")
-        .envs(fake.env())
+        .batch_on(&fake)
         .args(["--concurrency", "2"])
         .arg(&first)
         .arg(&second)

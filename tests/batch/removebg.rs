@@ -1,19 +1,13 @@
 //! remove.bg: one synchronous call per image, paid per call, so nothing may be
 //! sent twice unless the service surely did not act on it.
 
-use std::time::Duration;
-
-use crate::fakes::removebg::{FakeRemoveBg, KEY, Script};
-use crate::fakes::{Breakage, Fault, PHOTO_SIZE};
-use crate::harness::{Workspace, assert_cutout_png, assert_mentions, assert_same_paths};
+use crate::fakes::removebg::{FakeRemoveBg, KEY};
+use crate::fakes::{Breakage, Fake, Fault, PHOTO_SIZE};
+use crate::harness::{Refusal, assert_cutout_png, assert_refusals, assert_same_paths, run_batch};
 
 #[test]
 fn a_photo_comes_back_as_a_transparent_png_of_the_same_size_with_its_credits() {
-    let fake = FakeRemoveBg::start(Script::default());
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+    let (fake, ws, run) = run_batch::<FakeRemoveBg>("bottle.jpg", |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
@@ -49,11 +43,9 @@ fn a_photo_comes_back_as_a_transparent_png_of_the_same_size_with_its_credits() {
 
 #[test]
 fn an_image_url_is_passed_for_remove_bg_to_fetch_and_named_after_its_last_segment() {
-    let fake = FakeRemoveBg::start(Script::default());
-    let ws = Workspace::new();
     let url = "https://shop.example/catalogue/red-bottle.jpg";
 
-    let run = ws.batch("removebg").envs(fake.env()).arg(url).run();
+    let (fake, ws, run) = run_batch::<FakeRemoveBg>(url, |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["red-bottle.png"], "{run}");
@@ -65,95 +57,42 @@ fn an_image_url_is_passed_for_remove_bg_to_fetch_and_named_after_its_last_segmen
 
 #[test]
 fn refusals_say_what_to_do_in_remove_bgs_own_words() {
-    let cases: [(&str, Script, Option<&str>, &[&str]); 3] = [
-        (
-            "bad key",
-            Script::default(),
-            Some("rbg-wrong-NEVERPRINT-0000"),
-            &["check your key", "API Key invalid"],
-        ),
-        (
-            "no credits",
-            Script {
-                credits: 0.0,
-                ..Script::default()
-            },
-            None,
-            &["out of credits"],
-        ),
-        (
-            "no foreground",
-            Script {
-                finds_foreground: false,
-                ..Script::default()
-            },
-            None,
-            &["Could not identify foreground in image"],
-        ),
-    ];
-    for (case, script, key, expected) in cases {
-        let fake = FakeRemoveBg::start(script);
-        let ws = Workspace::new();
-        let photo = ws.photo("bottle.png");
-        let mut cli = ws.batch("removebg").envs(fake.env()).arg(&photo);
-        if let Some(key) = key {
-            cli = cli.env("CUTOUT_REMOVEBG_KEY", key);
-        }
-
-        let run = cli.run();
-
-        run.assert_code(1);
-        let error = run.only_error();
-        for needle in expected {
-            assert_mentions(&error, needle, &run);
-        }
-        assert_eq!(
-            run.of("failed")[0]["retryable"],
-            false,
-            "{case}: a refusal is not retryable\n{run}"
-        );
-        assert_eq!(
-            fake.submissions(),
-            1,
-            "{case}: a refusal is not retried\n{run}"
-        );
-        assert!(ws.out_files().is_empty(), "{case}: {:?}", ws.out_files());
-    }
+    assert_refusals::<FakeRemoveBg>(
+        "bottle.png",
+        &[
+            Refusal::wrong_key(
+                "rbg-wrong-NEVERPRINT-0000",
+                &["check your key", "API Key invalid"],
+            ),
+            Refusal::new("no credits", |s| s.credits = 0.0, &["out of credits"]),
+            Refusal::new(
+                "no foreground",
+                |s| s.finds_foreground = false,
+                &["Could not identify foreground in image"],
+            ),
+        ],
+    );
 }
 
 #[test]
 fn a_429_with_retry_after_is_waited_out_then_succeeds() {
-    let fake = FakeRemoveBg::start(Script {
-        faults: vec![Fault::throttled().retry_after(1)],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeRemoveBg>("bottle.jpg", |s| {
+        s.faults = vec![Fault::throttled().retry_after(1)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
 
     run.assert_code(0);
-    assert!(
-        run.elapsed >= Duration::from_secs(1),
-        "Retry-After: 1 was not honoured\n{run}"
-    );
+    run.assert_waited_out_retry_after(1);
     assert_eq!((fake.submissions(), fake.charged()), (2, 1), "{run}");
     assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
 }
 
 #[test]
 fn a_429_that_never_clears_fails_as_rate_limiting_after_the_retry_budget() {
-    let fake = FakeRemoveBg::start(Script {
-        faults: vec![Fault::throttled().always()],
-        ..Script::default()
+    let (fake, _ws, run) = run_batch::<FakeRemoveBg>("bottle.jpg", |s| {
+        s.faults = vec![Fault::throttled().always()]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
 
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
-
-    run.assert_code(1);
-    assert_mentions(&run.only_error(), "rate limiting", &run);
+    run.assert_one_failure(&["rate limiting"]);
     assert_eq!(run.of("failed")[0]["retryable"], true, "{run}");
     assert_eq!(
         fake.submissions(),
@@ -165,70 +104,44 @@ fn a_429_that_never_clears_fails_as_rate_limiting_after_the_retry_budget() {
 
 #[test]
 fn a_503_burst_clears_but_a_500_is_never_replayed() {
-    let fake = FakeRemoveBg::start(Script {
-        faults: vec![Fault::status(503).times(2)],
-        ..Script::default()
+    let (fake, _ws, run) = run_batch::<FakeRemoveBg>("bottle.jpg", |s| {
+        s.faults = vec![Fault::status(503).times(2)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
     run.assert_code(0);
     assert_eq!((fake.submissions(), fake.charged()), (3, 1), "{run}");
 
     // A 500 may mean the image was processed and paid for: never again.
-    let fake = FakeRemoveBg::start(Script {
-        faults: vec![Fault::status(500)],
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
+    let (fake, ws, run) =
+        run_batch::<FakeRemoveBg>("bottle.jpg", |s| s.faults = vec![Fault::status(500)]);
     run.assert_code(1);
     assert_eq!(
         fake.submissions(),
         1,
         "a 500 on a paid call was replayed\n{run}"
     );
-    assert!(ws.out_files().is_empty());
+    ws.assert_nothing_written(&run);
 }
 
 #[test]
 fn a_response_that_breaks_off_fails_without_paying_twice_or_leaving_a_partial_file() {
-    let fake = FakeRemoveBg::start(Script {
-        response_breaks: Breakage::Once,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
+    let (fake, ws, run) =
+        run_batch::<FakeRemoveBg>("bottle.jpg", |s| s.response_breaks = Breakage::Once);
 
-    let run = ws.batch("removebg").envs(fake.env()).arg(&photo).run();
-
-    run.assert_code(1);
-    assert_eq!(run.errors().len(), 1, "{run}");
+    run.assert_one_failure(&[]);
     assert_eq!(
         fake.submissions(),
         1,
         "the broken (already paid) call was sent again\n{run}"
     );
-    assert!(
-        ws.out_files().is_empty(),
-        "left behind: {:?}",
-        ws.out_files()
-    );
+    ws.assert_nothing_written(&run);
 }
 
 #[test]
 fn a_video_url_is_refused_without_sending_it_and_the_error_names_removebgvideo() {
-    let fake = FakeRemoveBg::start(Script::default());
-    let ws = Workspace::new();
+    let video = "https://media.example/clips/dancer.mp4";
 
-    let run = ws
-        .batch("removebg")
-        .envs(fake.env())
-        .arg("https://media.example/clips/dancer.mp4")
-        .run();
+    let (fake, _ws, run) = run_batch::<FakeRemoveBg>(video, |_| {});
 
-    run.assert_code(1);
-    assert_mentions(&run.only_error(), "removebgvideo", &run);
+    run.assert_one_failure(&["removebgvideo"]);
     assert_eq!(fake.submissions(), 0, "{run}");
 }

@@ -1,9 +1,31 @@
 //! removebgvideo.com: local videos are uploaded, jobs are created as drafts
 //! and started, then polled to `completed`; `/health` needs no key.
 
-use crate::fakes::removebgvideo::{Ending, FakeRemoveBgVideo, Health, KEY, Script};
-use crate::fakes::{Breakage, Fault, fake_mp4};
-use crate::harness::{Workspace, assert_mentions, assert_same_paths};
+use crate::fakes::removebgvideo::{Ending, FakeRemoveBgVideo, Health, KEY, Script, VideoJob};
+use crate::fakes::{Breakage, Fake, Fault, fake_mp4};
+use crate::harness::{Outcome, Refusal, Workspace, assert_refusals, assert_same_paths, run_batch};
+
+/// A clip on the web, which goes straight into a job.
+const CLIP_URL: &str = "https://media.example/clips/dancer.mp4";
+
+/// Asserts `--out` holds only `name`, byte for byte the output of the one
+/// job, and returns that job.
+#[track_caller]
+fn assert_saved_whole(
+    fake: &FakeRemoveBgVideo,
+    ws: &Workspace,
+    name: &str,
+    run: &Outcome,
+) -> (String, VideoJob) {
+    assert_eq!(ws.out_files(), [name], "{run}");
+    let (id, job) = fake.jobs().into_iter().next().expect("a job");
+    assert_eq!(
+        std::fs::read(ws.out_path(name)).expect("the output"),
+        FakeRemoveBgVideo::output_of(&id),
+        "{name} is not the job's output"
+    );
+    (id, job)
+}
 
 #[test]
 fn a_local_video_is_uploaded_then_drafted_then_started_then_downloaded() {
@@ -11,15 +33,10 @@ fn a_local_video_is_uploaded_then_drafted_then_started_then_downloaded() {
     let ws = Workspace::new();
     let clip = ws.file("clip.mp4", &fake_mp4(7));
 
-    let run = ws.batch("removebgvideo").envs(fake.env()).arg(&clip).run();
+    let run = ws.batch_on(&fake).arg(&clip).run();
 
     run.assert_code(0);
-    assert_eq!(ws.out_files(), ["clip.webm"], "{run}");
-    let (id, job) = fake.jobs().into_iter().next().expect("a job");
-    assert_eq!(
-        std::fs::read(ws.out_path("clip.webm")).expect("the output"),
-        FakeRemoveBgVideo::output_of(&id)
-    );
+    let (id, job) = assert_saved_whole(&fake, &ws, "clip.webm", &run);
     assert_same_paths(&run.outputs(), &[ws.out_path("clip.webm")]);
     assert_eq!(run.of("done")[0]["remote_id"], id.as_str(), "{run}");
     let progress = run.progress();
@@ -61,11 +78,7 @@ fn a_local_video_is_uploaded_then_drafted_then_started_then_downloaded() {
 
 #[test]
 fn a_video_url_goes_straight_into_a_job_without_an_upload() {
-    let fake = FakeRemoveBgVideo::start(Script::default());
-    let ws = Workspace::new();
-    let url = "https://media.example/clips/dancer.mp4";
-
-    let run = ws.batch("removebgvideo").envs(fake.env()).arg(url).run();
+    let (fake, ws, run) = run_batch::<FakeRemoveBgVideo>(CLIP_URL, |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["dancer.webm"], "{run}");
@@ -74,100 +87,43 @@ fn a_video_url_goes_straight_into_a_job_without_an_upload() {
         "{run}"
     );
     let (_, job) = fake.jobs().into_iter().next().expect("a job");
-    assert_eq!(job.video_url, url);
+    assert_eq!(job.video_url, CLIP_URL);
     assert!(job.started, "the draft was never started\n{run}");
 }
 
 #[test]
 fn a_failed_job_reports_the_providers_error() {
-    let fake = FakeRemoveBgVideo::start(Script {
-        ending: Ending::Failed("No foreground subject detected in the video"),
-        ..Script::default()
-    });
-    let ws = Workspace::new();
+    let (fake, ws, run) =
+        run_batch::<FakeRemoveBgVideo>("https://media.example/clips/empty.mp4", |s| {
+            s.ending = Ending::Failed("No foreground subject detected in the video")
+        });
 
-    let run = ws
-        .batch("removebgvideo")
-        .envs(fake.env())
-        .arg("https://media.example/clips/empty.mp4")
-        .run();
-
-    run.assert_code(1);
-    let error = run.only_error();
-    assert_mentions(&error, "could not process it", &run);
-    assert_mentions(&error, "No foreground subject detected in the video", &run);
+    run.assert_one_failure(&[
+        "could not process it",
+        "No foreground subject detected in the video",
+    ]);
     assert_eq!(fake.submissions(), 1, "{run}");
-    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
+    ws.assert_nothing_written(&run);
 }
 
 #[test]
 fn refusals_say_what_to_do_in_removebgvideos_own_words() {
-    let cases: [(&str, Script, Option<&str>, &[&str]); 3] = [
-        (
-            "bad key",
-            Script::default(),
-            Some("rbgv-wrong-NEVERPRINT-0000"),
-            &["check your key"],
-        ),
-        (
-            "no credits",
-            Script {
-                credits: 0,
-                ..Script::default()
-            },
-            None,
-            &["out of credits"],
-        ),
-        (
-            "unknown job",
-            Script {
-                forgets_jobs: true,
-                ..Script::default()
-            },
-            None,
-            &["Job not found"],
-        ),
-    ];
-    for (case, script, key, expected) in cases {
-        let fake = FakeRemoveBgVideo::start(script);
-        let ws = Workspace::new();
-        let mut cli = ws
-            .batch("removebgvideo")
-            .envs(fake.env())
-            .arg("https://media.example/clips/dancer.mp4");
-        if let Some(key) = key {
-            cli = cli.env("CUTOUT_REMOVEBGVIDEO_KEY", key);
-        }
-
-        let run = cli.run();
-
-        run.assert_code(1);
-        let error = run.only_error();
-        for needle in expected {
-            assert_mentions(&error, needle, &run);
-        }
-        assert_eq!(
-            fake.submissions(),
-            1,
-            "{case}: a refusal is not retried\n{run}"
-        );
-    }
+    assert_refusals::<FakeRemoveBgVideo>(
+        CLIP_URL,
+        &[
+            Refusal::wrong_key("rbgv-wrong-NEVERPRINT-0000", &["check your key"]),
+            Refusal::new("no credits", |s| s.credits = 0, &["out of credits"]),
+            Refusal::new("unknown job", |s| s.forgets_jobs = true, &["Job not found"]),
+        ],
+    );
 }
 
 #[test]
 fn a_504_on_create_and_429s_while_polling_are_retried_without_a_second_job() {
-    let fake = FakeRemoveBgVideo::start(Script {
-        create_faults: vec![Fault::status(504)],
-        poll_faults: vec![Fault::throttled().times(2)],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeRemoveBgVideo>(CLIP_URL, |s| {
+        s.create_faults = vec![Fault::status(504)];
+        s.poll_faults = vec![Fault::throttled().times(2)];
     });
-    let ws = Workspace::new();
-
-    let run = ws
-        .batch("removebgvideo")
-        .envs(fake.env())
-        .arg("https://media.example/clips/dancer.mp4")
-        .run();
 
     run.assert_code(0);
     assert_eq!((fake.submissions(), fake.jobs().len()), (2, 1), "{run}");
@@ -176,25 +132,11 @@ fn a_504_on_create_and_429s_while_polling_are_retried_without_a_second_job() {
 
 #[test]
 fn an_output_download_that_breaks_once_is_fetched_again_whole() {
-    let fake = FakeRemoveBgVideo::start(Script {
-        downloads_break: Breakage::Once,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-
-    let run = ws
-        .batch("removebgvideo")
-        .envs(fake.env())
-        .arg("https://media.example/clips/dancer.mp4")
-        .run();
+    let (fake, ws, run) =
+        run_batch::<FakeRemoveBgVideo>(CLIP_URL, |s| s.downloads_break = Breakage::Once);
 
     run.assert_code(0);
-    assert_eq!(ws.out_files(), ["dancer.webm"], "{run}");
-    let (id, _) = fake.jobs().into_iter().next().expect("a job");
-    assert_eq!(
-        std::fs::read(ws.out_path("dancer.webm")).expect("the output"),
-        FakeRemoveBgVideo::output_of(&id)
-    );
+    assert_saved_whole(&fake, &ws, "dancer.webm", &run);
 }
 
 #[test]

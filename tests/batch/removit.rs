@@ -2,19 +2,14 @@
 //! delivers one or several variations.
 
 use crate::fakes::removit::{FakeRemovit, KEY, Script};
-use crate::fakes::{Breakage, Fault, PHOTO_SIZE};
-use crate::harness::{Workspace, assert_cutout_png, assert_mentions, assert_same_paths};
+use crate::fakes::{Breakage, Fake, Fault, PHOTO_SIZE};
+use crate::harness::{
+    Refusal, Workspace, assert_cutout_png, assert_refusals, assert_same_paths, run_batch,
+};
 
 #[test]
 fn an_uploaded_photo_is_polled_with_rising_progress_until_done() {
-    let fake = FakeRemovit::start(Script {
-        progress: vec![10, 45, 80],
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.png");
-
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+    let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.png", |s| s.progress = vec![10, 45, 80]);
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
@@ -63,13 +58,11 @@ fn variations_are_saved_side_by_side_and_warnings_become_warning_events() {
         ..Script::default()
     });
     let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
 
     let run = ws
-        .batch("removit")
-        .envs(fake.env())
+        .batch_on(&fake)
         .args(["--option", "mode=params", "--option", "params=catalogue"])
-        .arg(&photo)
+        .arg(ws.photo("bottle.jpg"))
         .run();
 
     run.assert_code(0);
@@ -102,11 +95,9 @@ fn variations_are_saved_side_by_side_and_warnings_become_warning_events() {
 
 #[test]
 fn an_image_url_is_sent_as_json_file_url() {
-    let fake = FakeRemovit::start(Script::default());
-    let ws = Workspace::new();
     let url = "https://shop.example/img/lamp.webp";
 
-    let run = ws.batch("removit").envs(fake.env()).arg(url).run();
+    let (fake, ws, run) = run_batch::<FakeRemovit>(url, |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["lamp.png"], "{run}");
@@ -117,76 +108,26 @@ fn an_image_url_is_sent_as_json_file_url() {
 
 #[test]
 fn refusals_say_what_to_do_in_removits_own_words() {
-    let cases: [(&str, Script, Option<&str>, &[&str]); 4] = [
-        (
-            "bad key",
-            Script::default(),
-            Some("rmv-wrong-NEVERPRINT-0000"),
-            &["check your key"],
-        ),
-        (
-            "no credits",
-            Script {
-                credits: 0,
-                ..Script::default()
-            },
-            None,
-            &["out of credits"],
-        ),
-        (
-            "unreadable file",
-            Script {
-                upload_faults: vec![Fault::status(422)],
-                ..Script::default()
-            },
-            None,
-            &["Unsupported or corrupt image file."],
-        ),
-        (
-            "unknown job",
-            Script {
-                forgets_jobs: true,
-                ..Script::default()
-            },
-            None,
-            &["not_found"],
-        ),
-    ];
-    for (case, script, key, expected) in cases {
-        let fake = FakeRemovit::start(script);
-        let ws = Workspace::new();
-        let photo = ws.photo("bottle.png");
-        let mut cli = ws.batch("removit").envs(fake.env()).arg(&photo);
-        if let Some(key) = key {
-            cli = cli.env("CUTOUT_REMOVIT_KEY", key);
-        }
-
-        let run = cli.run();
-
-        run.assert_code(1);
-        let error = run.only_error();
-        for needle in expected {
-            assert_mentions(&error, needle, &run);
-        }
-        assert_eq!(
-            fake.submissions(),
-            1,
-            "{case}: a refusal is not retried\n{run}"
-        );
-        assert!(ws.out_files().is_empty(), "{case}: {:?}", ws.out_files());
-    }
+    assert_refusals::<FakeRemovit>(
+        "bottle.png",
+        &[
+            Refusal::wrong_key("rmv-wrong-NEVERPRINT-0000", &["check your key"]),
+            Refusal::new("no credits", |s| s.credits = 0, &["out of credits"]),
+            Refusal::new(
+                "unreadable file",
+                |s| s.upload_faults = vec![Fault::status(422)],
+                &["Unsupported or corrupt image file."],
+            ),
+            Refusal::new("unknown job", |s| s.forgets_jobs = true, &["not_found"]),
+        ],
+    );
 }
 
 #[test]
 fn a_429_without_retry_after_backs_off_then_succeeds() {
-    let fake = FakeRemovit::start(Script {
-        upload_faults: vec![Fault::throttled().times(2)],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.jpg", |s| {
+        s.upload_faults = vec![Fault::throttled().times(2)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
 
     run.assert_code(0);
     assert_eq!((fake.submissions(), fake.jobs_created()), (3, 1), "{run}");
@@ -195,14 +136,9 @@ fn a_429_without_retry_after_backs_off_then_succeeds() {
 
 #[test]
 fn a_status_outage_that_clears_is_polled_through() {
-    let fake = FakeRemovit::start(Script {
-        status_faults: vec![Fault::status(503).times(2)],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.jpg", |s| {
+        s.status_faults = vec![Fault::status(503).times(2)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
 
     run.assert_code(0);
     assert_eq!(fake.jobs_created(), 1, "{run}");
@@ -211,35 +147,23 @@ fn a_status_outage_that_clears_is_polled_through() {
 
 #[test]
 fn a_job_that_fails_remotely_fails_with_the_providers_message_and_is_not_resubmitted() {
-    let fake = FakeRemovit::start(Script {
-        status_faults: vec![Fault::status(500).always()],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.jpg", |s| {
+        s.status_faults = vec![Fault::status(500).always()]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
 
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
-
-    run.assert_code(1);
-    let error = run.only_error();
+    let error = run.assert_one_failure(&[]);
     assert!(
         error.contains("Segmentation failed") || error.contains("processing_failed"),
         "the provider's words are missing from {error:?}\n{run}"
     );
     assert_eq!(fake.jobs_created(), 1, "{run}");
-    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
+    ws.assert_nothing_written(&run);
 }
 
 #[test]
 fn a_result_download_that_breaks_once_is_fetched_again() {
-    let fake = FakeRemovit::start(Script {
-        downloads_break: Breakage::Once,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
+    let (fake, ws, run) =
+        run_batch::<FakeRemovit>("bottle.jpg", |s| s.downloads_break = Breakage::Once);
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
@@ -253,25 +177,14 @@ fn a_result_download_that_breaks_once_is_fetched_again() {
 
 #[test]
 fn a_result_download_that_always_breaks_fails_and_leaves_nothing_behind() {
-    let fake = FakeRemovit::start(Script {
-        downloads_break: Breakage::Always,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
+    let (fake, ws, run) =
+        run_batch::<FakeRemovit>("bottle.jpg", |s| s.downloads_break = Breakage::Always);
 
-    let run = ws.batch("removit").envs(fake.env()).arg(&photo).run();
-
-    run.assert_code(1);
-    assert_mentions(&run.only_error(), "download", &run);
+    run.assert_one_failure(&["download"]);
     assert_eq!(
         fake.jobs_created(),
         1,
         "a failed download must not pay for a new job\n{run}"
     );
-    assert!(
-        ws.out_files().is_empty(),
-        "left behind: {:?}",
-        ws.out_files()
-    );
+    ws.assert_nothing_written(&run);
 }

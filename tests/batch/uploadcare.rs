@@ -2,14 +2,12 @@
 //! execute, polling, then the result file from the CDN. The fake recomputes
 //! every signature itself.
 
-use std::time::Duration;
-
 use crate::fakes::uploadcare::{
     ACCEPT, Ending, FakeUploadcare, PUBLIC_KEY, SECRET_KEY, Script, rest_signature,
     upload_signature,
 };
-use crate::fakes::{Breakage, Fault, PHOTO_SIZE};
-use crate::harness::{Workspace, assert_cutout_png, assert_mentions, assert_same_paths};
+use crate::fakes::{Breakage, Fake, Fault, PHOTO_SIZE};
+use crate::harness::{Refusal, assert_cutout_png, assert_refusals, assert_same_paths, run_batch};
 
 #[test]
 fn the_fakes_signatures_match_uploadcares_published_vectors() {
@@ -30,11 +28,7 @@ fn the_fakes_signatures_match_uploadcares_published_vectors() {
 
 #[test]
 fn a_photo_is_uploaded_signed_then_processed_then_downloaded() {
-    let fake = FakeUploadcare::start(Script::default());
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
+    let (fake, ws, run) = run_batch::<FakeUploadcare>("bottle.jpg", |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["bottle.png"], "{run}");
@@ -42,7 +36,7 @@ fn a_photo_is_uploaded_signed_then_processed_then_downloaded() {
     assert_same_paths(&run.outputs(), &[ws.out_path("bottle.png")]);
     let request_id = fake.request_ids().pop().expect("a Remove.bg request");
     assert_eq!(run.of("done")[0]["remote_id"], request_id.as_str(), "{run}");
-    assert_eq!(fake.executions(), 1);
+    assert_eq!(fake.submissions(), 1, "one execution");
     assert!(
         fake.status_polls() >= 3,
         "in_progress twice, then done\n{run}"
@@ -81,62 +75,33 @@ fn a_photo_is_uploaded_signed_then_processed_then_downloaded() {
 
 #[test]
 fn a_wrong_secret_is_refused_with_uploadcares_own_words() {
-    // Without signed uploads the upload passes and REST refuses the signature.
-    let fake = FakeUploadcare::start(Script {
-        signed_uploads: false,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-    let run = ws
-        .batch("uploadcare")
-        .envs(fake.env())
-        .env(
-            "CUTOUT_UPLOADCARE_SECRET_KEY",
-            "ucsec-wrong-NEVERPRINT-0000",
-        )
-        .arg(&photo)
-        .run();
-    run.assert_code(1);
-    let error = run.only_error();
-    assert_mentions(&error, "check your key", &run);
-    assert_mentions(
-        &error,
-        "Invalid signature. Please check your Secret key.",
-        &run,
+    let wrong_secret = "ucsec-wrong-NEVERPRINT-0000";
+    assert_refusals::<FakeUploadcare>(
+        "bottle.jpg",
+        &[
+            // Without signed uploads the upload passes and REST refuses the
+            // signature of the (paid) execute call.
+            Refusal::new(
+                "unsigned uploads",
+                |s: &mut Script| s.signed_uploads = false,
+                &[
+                    "check your key",
+                    "Invalid signature. Please check your Secret key.",
+                ],
+            )
+            .with_wrong_key(wrong_secret),
+            // With signed uploads the upload itself is refused.
+            Refusal::wrong_key(wrong_secret, &["check your key", "Invalid signature."])
+                .before_the_paid_call(),
+        ],
     );
-    assert_eq!(
-        fake.executions(),
-        1,
-        "a refused signature is not retried\n{run}"
-    );
-
-    // With signed uploads the upload itself is refused.
-    let fake = FakeUploadcare::start(Script::default());
-    let run = ws
-        .batch("uploadcare")
-        .envs(fake.env())
-        .env(
-            "CUTOUT_UPLOADCARE_SECRET_KEY",
-            "ucsec-wrong-NEVERPRINT-0000",
-        )
-        .arg(&photo)
-        .run();
-    run.assert_code(1);
-    let error = run.only_error();
-    assert_mentions(&error, "check your key", &run);
-    assert_mentions(&error, "Invalid signature.", &run);
-    assert_eq!(fake.executions(), 0, "{run}");
-    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
 }
 
 #[test]
 fn an_image_url_is_fetched_by_uploadcare_then_processed() {
-    let fake = FakeUploadcare::start(Script::default());
-    let ws = Workspace::new();
     let url = "https://shop.example/img/teapot.jpg";
 
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(url).run();
+    let (fake, ws, run) = run_batch::<FakeUploadcare>(url, |_| {});
 
     run.assert_code(0);
     assert_eq!(ws.out_files(), ["teapot.png"], "{run}");
@@ -152,22 +117,14 @@ fn an_image_url_is_fetched_by_uploadcare_then_processed() {
 
 #[test]
 fn a_throttled_execute_waits_for_retry_after_then_succeeds() {
-    let fake = FakeUploadcare::start(Script {
-        execute_faults: vec![Fault::throttled().retry_after(1)],
-        ..Script::default()
+    let (fake, _ws, run) = run_batch::<FakeUploadcare>("bottle.jpg", |s| {
+        s.execute_faults = vec![Fault::throttled().retry_after(1)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
 
     run.assert_code(0);
-    assert!(
-        run.elapsed >= Duration::from_secs(1),
-        "Retry-After: 1 was not honoured\n{run}"
-    );
+    run.assert_waited_out_retry_after(1);
     assert_eq!(
-        (fake.executions(), fake.request_ids().len()),
+        (fake.submissions(), fake.request_ids().len()),
         (2, 1),
         "{run}"
     );
@@ -175,66 +132,40 @@ fn a_throttled_execute_waits_for_retry_after_then_succeeds() {
 
 #[test]
 fn a_burst_of_502s_while_polling_is_polled_through() {
-    let fake = FakeUploadcare::start(Script {
-        status_faults: vec![Fault::status(502).times(2)],
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeUploadcare>("bottle.jpg", |s| {
+        s.status_faults = vec![Fault::status(502).times(2)]
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
 
     run.assert_code(0);
-    assert_eq!(fake.executions(), 1, "{run}");
+    assert_eq!(fake.submissions(), 1, "{run}");
     assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
 }
 
 #[test]
 fn a_removal_that_fails_remotely_says_the_provider_could_not_process_it() {
-    let fake = FakeUploadcare::start(Script {
-        ending: Ending::Error("Could not identify foreground in image."),
-        ..Script::default()
+    let (fake, ws, run) = run_batch::<FakeUploadcare>("bottle.jpg", |s| {
+        s.ending = Ending::Error("Could not identify foreground in image.")
     });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
 
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
-
-    run.assert_code(1);
-    assert_mentions(&run.only_error(), "could not process it", &run);
-    assert_eq!(fake.executions(), 1, "{run}");
-    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
+    run.assert_one_failure(&["could not process it"]);
+    assert_eq!(fake.submissions(), 1, "{run}");
+    ws.assert_nothing_written(&run);
 }
 
 #[test]
 fn a_result_download_is_retried_once_broken_and_leaves_nothing_when_always_broken() {
-    let fake = FakeUploadcare::start(Script {
-        downloads_break: Breakage::Once,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
+    let (_fake, ws, run) =
+        run_batch::<FakeUploadcare>("bottle.jpg", |s| s.downloads_break = Breakage::Once);
     run.assert_code(0);
     assert_cutout_png(&ws.out_path("bottle.png"), PHOTO_SIZE);
 
-    let fake = FakeUploadcare::start(Script {
-        downloads_break: Breakage::Always,
-        ..Script::default()
-    });
-    let ws = Workspace::new();
-    let photo = ws.photo("bottle.jpg");
-    let run = ws.batch("uploadcare").envs(fake.env()).arg(&photo).run();
-    run.assert_code(1);
-    assert_mentions(&run.only_error(), "download", &run);
+    let (fake, ws, run) =
+        run_batch::<FakeUploadcare>("bottle.jpg", |s| s.downloads_break = Breakage::Always);
+    run.assert_one_failure(&["download"]);
     assert_eq!(
-        fake.executions(),
+        fake.submissions(),
         1,
         "a failed download must not pay for a new removal\n{run}"
     );
-    assert!(
-        ws.out_files().is_empty(),
-        "left behind: {:?}",
-        ws.out_files()
-    );
+    ws.assert_nothing_written(&run);
 }

@@ -4,8 +4,9 @@
 //! what the real service would refuse. They are written from the contract, not
 //! from the client code, so that they are a second, independent reading of it.
 //!
-//! This file holds what every fake shares: the server thread, the request
-//! journal, scripted faults, download helpers and the test photos.
+//! This file holds what every fake shares: the server thread, the [`Fake`]
+//! trait the tests drive them through, the request journal, scripted faults,
+//! download helpers and the test photos.
 
 #![allow(dead_code)]
 // Each test module uses a different part of the fakes.
@@ -29,7 +30,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
-use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::Value;
 
 /// Locks a fake's state, shrugging off poisoning: a panicking handler must not
@@ -44,33 +45,39 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 // Server
 // ---------------------------------------------------------------------------
 
-/// One or more routers served on their own loopback ports by a background
-/// thread, so tests stay plain synchronous functions that run the real binary.
-pub struct Server {
-    urls: Vec<String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// Loopback ports bound before anything is served, so that a fake knows its
+/// own URLs (for the links it hands out) while it builds its routers.
+pub struct Ports(Vec<std::net::TcpListener>);
 
-impl Server {
-    /// Serves each router on its own `127.0.0.1:0` port (Uploadcare has three
-    /// hosts; the others one).
-    pub fn start(routers: Vec<Router>) -> Server {
-        let listeners: Vec<std::net::TcpListener> = routers
-            .iter()
-            .map(|_| {
-                let listener =
-                    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-                listener
-                    .set_nonblocking(true)
-                    .expect("make the listener non-blocking");
-                listener
-            })
-            .collect();
-        let urls = listeners
-            .iter()
-            .map(|l| format!("http://{}", l.local_addr().expect("listener address")))
-            .collect();
+impl Ports {
+    /// Binds `count` ports on `127.0.0.1` (Uploadcare has three hosts; the
+    /// others one).
+    pub fn bind(count: usize) -> Ports {
+        Ports(
+            (0..count)
+                .map(|_| {
+                    let listener =
+                        std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+                    listener
+                        .set_nonblocking(true)
+                        .expect("make the listener non-blocking");
+                    listener
+                })
+                .collect(),
+        )
+    }
+
+    /// The base URL of the `index`-th port, without a trailing slash.
+    pub fn url(&self, index: usize) -> String {
+        let address = self.0[index].local_addr().expect("listener address");
+        format!("http://{address}")
+    }
+
+    /// Serves each router on its port, in order, from a background thread, so
+    /// tests stay plain synchronous functions that run the real binary.
+    pub fn serve(self, routers: Vec<Router>) -> Server {
+        let urls = (0..self.0.len()).map(|i| self.url(i)).collect();
+        let listeners = self.0;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -94,8 +101,17 @@ impl Server {
             thread: Some(thread),
         }
     }
+}
 
-    /// The base URL of the `index`-th router, without a trailing slash.
+/// A fake's hosts being served; dropping it stops them.
+pub struct Server {
+    urls: Vec<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The base URL of the `index`-th host, without a trailing slash.
     pub fn url(&self, index: usize) -> String {
         self.urls[index].clone()
     }
@@ -111,6 +127,53 @@ impl Drop for Server {
         }
     }
 }
+
+/// What the tests ask of every fake, so that one helper can drive any of them.
+pub trait Fake {
+    /// What this run of the fake does.
+    type Script: Default;
+    /// The provider's id on the command line.
+    const PROVIDER: &'static str;
+    /// The variable the CLI takes this provider's URL from.
+    const URL_VAR: &'static str;
+    /// The variable the CLI takes this provider's (secret) key from.
+    const KEY_VAR: &'static str;
+    /// The (secret) key the fake accepts.
+    const KEY: &'static str;
+
+    /// Starts the fake on loopback ports.
+    fn start(script: Self::Script) -> Self;
+
+    /// The URL `URL_VAR` takes.
+    fn url(&self) -> String;
+
+    /// What the fake remembers of the client.
+    fn ledger(&self) -> &Ledger;
+
+    /// The variables that point the CLI here with the right keys.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (Self::URL_VAR, self.url()),
+            (Self::KEY_VAR, Self::KEY.to_owned()),
+        ]
+    }
+
+    /// Every request received, on any host.
+    fn journal(&self) -> &Journal {
+        &self.ledger().journal
+    }
+
+    /// Calls that cost money (the image call, the upload that queues a job,
+    /// the job creation, the add-on's execution) received, answered or not:
+    /// what a retry must never repeat once the provider may have acted.
+    fn submissions(&self) -> usize {
+        self.ledger().submissions.load(Ordering::SeqCst)
+    }
+}
+
+/// An answer: `Err` is a refusal or a scripted fault, so that handlers can
+/// stop at the first with `?`.
+pub type Reply = Result<Response, Response>;
 
 // ---------------------------------------------------------------------------
 // Requests as seen by a fake
@@ -271,6 +334,22 @@ impl Seen {
     }
 }
 
+/// A form field that takes one of `allowed`: its value, `default` when it is
+/// absent, or `Err` with the value the fake must refuse.
+pub fn choice<'a>(
+    fields: &'a BTreeMap<String, String>,
+    name: &str,
+    default: &'a str,
+    allowed: &[&str],
+) -> Result<&'a str, &'a str> {
+    let value = fields.get(name).map_or(default, String::as_str);
+    if allowed.contains(&value) {
+        Ok(value)
+    } else {
+        Err(value)
+    }
+}
+
 async fn parse_multipart(content_type: &str, body: Bytes) -> Result<Form, String> {
     let request = Request::builder()
         .method(Method::POST)
@@ -349,6 +428,29 @@ impl Journal {
     }
 }
 
+/// What every fake remembers of the client: each request, and how many paid
+/// calls it tried.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    journal: Journal,
+    submissions: AtomicUsize,
+}
+
+impl Ledger {
+    /// Reads a request that arrived at `host` and records it.
+    pub async fn receive(&self, host: &'static str, request: Request) -> Seen {
+        let seen = Seen::read(host, request).await;
+        self.journal.record(&seen);
+        seen
+    }
+
+    /// Counts a paid call, before anything is checked, so that refused calls
+    /// count too.
+    pub fn submitted(&self) {
+        self.submissions.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Scripted faults
 // ---------------------------------------------------------------------------
@@ -403,26 +505,38 @@ impl Fault {
 }
 
 /// Faults handed out one call at a time, in order, before normal answers.
-#[derive(Debug, Clone, Default)]
-pub struct Faults(VecDeque<Fault>);
+#[derive(Debug, Default)]
+pub struct Faults(Mutex<VecDeque<Fault>>);
 
 impl Faults {
     /// The faults to hand out.
     pub fn new(faults: &[Fault]) -> Faults {
-        Faults(faults.iter().copied().filter(|f| f.times > 0).collect())
+        Faults(Mutex::new(
+            faults.iter().copied().filter(|f| f.times > 0).collect(),
+        ))
     }
 
     /// The fault for this call, if any is left.
-    pub fn take(&mut self) -> Option<Fault> {
-        let front = self.0.front_mut()?;
+    fn take(&self) -> Option<Fault> {
+        let mut faults = lock(&self.0);
+        let front = faults.front_mut()?;
         let fault = *front;
         if front.times != u32::MAX {
             front.times -= 1;
             if front.times == 0 {
-                self.0.pop_front();
+                faults.pop_front();
             }
         }
         Some(fault)
+    }
+
+    /// `Err` with the fault due for this call, in the provider's own words
+    /// (`words`) and with its `Retry-After`; `Ok` when none is left.
+    pub fn check(&self, words: impl FnOnce(&Fault) -> Response) -> Result<(), Response> {
+        match self.take() {
+            Some(fault) => Err(with_retry_after(words(&fault), &fault)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -478,6 +592,16 @@ impl Breakage {
             Breakage::Always => true,
         }
     }
+
+    /// Download number `attempt` (from 1) of one result: whole, or broken off
+    /// mid-way as scripted.
+    pub fn download(self, attempt: u32, content_type: &str, body: Vec<u8>) -> Response {
+        if self.breaks(attempt) {
+            broken_download(content_type, body)
+        } else {
+            download(content_type, body)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -510,7 +634,7 @@ pub fn with_header(mut response: Response, name: &'static str, value: impl ToStr
 }
 
 /// Adds `Retry-After` when the fault has one.
-pub fn with_retry_after(response: Response, fault: &Fault) -> Response {
+fn with_retry_after(response: Response, fault: &Fault) -> Response {
     match fault.retry_after_secs {
         Some(secs) => with_header(response, "retry-after", secs),
         None => response,
@@ -715,31 +839,29 @@ pub fn flatten(cutout: &RgbaImage, background: [u8; 3]) -> RgbImage {
     out
 }
 
-/// PNG bytes of an RGBA image.
-pub fn png(image: &RgbaImage) -> Vec<u8> {
+/// An image's bytes in `format`.
+fn encode(image: impl Into<DynamicImage>, format: ImageFormat) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image
-        .write_to(&mut out, ImageFormat::Png)
-        .expect("encode PNG");
+        .into()
+        .write_to(&mut out, format)
+        .unwrap_or_else(|e| panic!("encode {format:?}: {e}"));
     out.into_inner()
+}
+
+/// PNG bytes of an RGBA image.
+pub fn png(image: &RgbaImage) -> Vec<u8> {
+    encode(image.clone(), ImageFormat::Png)
 }
 
 /// Lossless WebP bytes of an RGBA image.
 pub fn webp(image: &RgbaImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    image
-        .write_to(&mut out, ImageFormat::WebP)
-        .expect("encode WebP");
-    out.into_inner()
+    encode(image.clone(), ImageFormat::WebP)
 }
 
 /// JPEG bytes of an RGB image.
 pub fn jpeg(image: &RgbImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    image
-        .write_to(&mut out, ImageFormat::Jpeg)
-        .expect("encode JPEG");
-    out.into_inner()
+    encode(image.clone(), ImageFormat::Jpeg)
 }
 
 /// The cut-out a fake returns for an uploaded image: same size, alpha from

@@ -3,9 +3,8 @@
 //! `X-Height`; errors are `{"errors":[{"title","code","detail"}]}`, a bad key
 //! is **403**.
 
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Breakage, Fault, Faults, Gauge, Journal, Seen, Server, lock};
+use super::{Breakage, Fake, Fault, Faults, Gauge, Ledger, Ports, Reply, Seen, Server, lock};
 
 /// The key the fake accepts.
 pub const KEY: &str = "rbg-live-Q7kNEVERPRINTk3y-5e1f";
@@ -53,11 +52,10 @@ impl Default for Script {
 }
 
 struct Inner {
-    journal: Journal,
-    faults: Mutex<Faults>,
+    ledger: Ledger,
+    faults: Faults,
     credits: Mutex<f64>,
     script: Script,
-    submissions: AtomicUsize,
     answered: AtomicUsize,
     in_flight: Gauge,
 }
@@ -68,48 +66,38 @@ pub struct FakeRemoveBg {
     inner: Arc<Inner>,
 }
 
-impl FakeRemoveBg {
-    /// Starts the fake on a loopback port.
-    pub fn start(script: Script) -> FakeRemoveBg {
+impl Fake for FakeRemoveBg {
+    type Script = Script;
+    const PROVIDER: &'static str = "removebg";
+    const URL_VAR: &'static str = "CUTOUT_REMOVEBG_URL";
+    const KEY_VAR: &'static str = "CUTOUT_REMOVEBG_KEY";
+    const KEY: &'static str = KEY;
+
+    fn start(script: Script) -> FakeRemoveBg {
         let inner = Arc::new(Inner {
-            journal: Journal::default(),
-            faults: Mutex::new(Faults::new(&script.faults)),
+            ledger: Ledger::default(),
+            faults: Faults::new(&script.faults),
             credits: Mutex::new(script.credits),
             script,
-            submissions: AtomicUsize::new(0),
-            answered: AtomicUsize::new(0),
+            answered: AtomicUsize::default(),
             in_flight: Gauge::default(),
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
-        FakeRemoveBg {
-            server: Server::start(vec![router]),
-            inner,
-        }
+        let server = Ports::bind(1).serve(vec![router]);
+        FakeRemoveBg { server, inner }
     }
 
-    /// The base URL, as `CUTOUT_REMOVEBG_URL` takes it (with `/v1.0`).
-    pub fn url(&self) -> String {
+    /// The base URL with `/v1.0`, as the CLI takes it.
+    fn url(&self) -> String {
         format!("{}{BASE_PATH}", self.server.url(0))
     }
 
-    /// The variables that point the CLI here with the right key.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("CUTOUT_REMOVEBG_URL", self.url()),
-            ("CUTOUT_REMOVEBG_KEY", KEY.to_owned()),
-        ]
+    fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
+}
 
-    /// Every request received.
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    /// `POST /removebg` calls received, answered or not.
-    pub fn submissions(&self) -> usize {
-        self.inner.submissions.load(Ordering::SeqCst)
-    }
-
+impl FakeRemoveBg {
     /// Images cut out and paid for.
     pub fn charged(&self) -> usize {
         self.inner.answered.load(Ordering::SeqCst)
@@ -133,7 +121,7 @@ fn error_with_detail(status: u16, title: &str, code: &str, detail: &str) -> Resp
 }
 
 fn fault_response(fault: &Fault) -> Response {
-    let response = match fault.status {
+    match fault.status {
         429 => {
             let response = error(429, "Rate limit exceeded", "rate_limit_exceeded");
             let response = super::with_header(response, "x-ratelimit-limit", 500);
@@ -157,8 +145,7 @@ fn fault_response(fault: &Fault) -> Response {
             .into_bytes(),
         ),
         status => error(status, "Internal server error", "internal_error"),
-    };
-    super::with_retry_after(response, fault)
+    }
 }
 
 const SOURCES: [&str; 3] = ["image_file", "image_file_b64", "image_url"];
@@ -233,9 +220,8 @@ fn params(seen: &Seen) -> Result<Params, Response> {
     Err(error(400, "No image given", "missing_source"))
 }
 
-async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
-    let seen = Seen::read("main", request).await;
-    fake.journal.record(&seen);
+async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
+    let seen = fake.ledger.receive("main", request).await;
     let path = seen
         .path()
         .strip_prefix(BASE_PATH)
@@ -243,7 +229,7 @@ async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
     match (seen.method.as_str(), path) {
         ("POST", "/removebg") => remove_background(&fake, &seen).await,
         ("GET", "/account") => account(&fake, &seen),
-        _ => error(404, "Not Found", "not_found"),
+        _ => Err(error(404, "Not Found", "not_found")),
     }
 }
 
@@ -255,75 +241,57 @@ fn check_key(seen: &Seen) -> Result<(), Response> {
     }
 }
 
-fn account(fake: &Inner, seen: &Seen) -> Response {
-    if let Err(refusal) = check_key(seen) {
-        return refusal;
-    }
+fn account(fake: &Inner, seen: &Seen) -> Reply {
+    check_key(seen)?;
     let credits = *lock(&fake.credits);
-    super::json(
+    Ok(super::json(
         200,
         json!({"data": {"attributes": {
             "credits": {"total": credits, "subscription": 0, "payg": credits, "enterprise": 0},
             "api": {"free_calls": 50, "sizes": "all"}
         }}}),
-    )
+    ))
 }
 
-async fn remove_background(fake: &Inner, seen: &Seen) -> Response {
-    fake.submissions.fetch_add(1, Ordering::SeqCst);
-    if let Err(refusal) = check_key(seen) {
-        return refusal;
-    }
-    let fault = lock(&fake.faults).take();
-    if let Some(fault) = fault {
-        return fault_response(&fault);
-    }
-    let params = match params(seen) {
-        Ok(params) => params,
-        Err(refusal) => return refusal,
-    };
-    let given: Vec<&str> = SOURCES
+fn invalid_value(name: &str, value: &str) -> Response {
+    let title = format!("Invalid value for {name}");
+    error_with_detail(400, &title, "invalid_parameter", value)
+}
+
+async fn remove_background(fake: &Inner, seen: &Seen) -> Reply {
+    fake.ledger.submitted();
+    check_key(seen)?;
+    fake.faults.check(fault_response)?;
+    let params = params(seen)?;
+    let given = SOURCES
         .iter()
-        .copied()
-        .filter(|s| params.text.contains_key(*s) || (*s == "image_file" && params.file.is_some()))
-        .collect();
-    match given.len() {
-        0 => return error(400, "No image given", "missing_source"),
+        .filter(|s| params.text.contains_key(**s) || (**s == "image_file" && params.file.is_some()))
+        .count();
+    match given {
+        0 => return Err(error(400, "No image given", "missing_source")),
         1 => {}
         _ => {
-            return error(
+            return Err(error(
                 400,
                 "Multiple sources given: Please provide either the image_url, image_file or image_file_b64 parameter.",
                 "multiple_sources",
-            );
+            ));
         }
     }
-    for key in params.text.keys() {
-        if !SOURCES.contains(&key.as_str()) && !OPTIONS.contains(&key.as_str()) {
-            return error_with_detail(400, "Unknown parameter", "invalid_parameter", key);
-        }
+    let known = |key: &&String| SOURCES.contains(&key.as_str()) || OPTIONS.contains(&key.as_str());
+    if let Some(key) = params.text.keys().find(|key| !known(key)) {
+        return Err(error_with_detail(
+            400,
+            "Unknown parameter",
+            "invalid_parameter",
+            key,
+        ));
     }
-    let size = params
-        .text
-        .get("size")
-        .map(String::as_str)
-        .unwrap_or("preview");
-    if !SIZES.contains(&size) {
-        return error_with_detail(400, "Invalid value for size", "invalid_parameter", size);
-    }
-    let format = params
-        .text
-        .get("format")
-        .map(String::as_str)
-        .unwrap_or("auto");
-    if !FORMATS.contains(&format) {
-        return error_with_detail(400, "Invalid value for format", "invalid_parameter", format);
-    }
-    {
-        let credits = lock(&fake.credits);
-        if *credits < fake.script.charge {
-            return error(402, "Insufficient credits", "insufficient_credits");
-        }
+    super::choice(&params.text, "size", "preview", &SIZES).map_err(|v| invalid_value("size", v))?;
+    let format = super::choice(&params.text, "format", "auto", &FORMATS)
+        .map_err(|v| invalid_value("format", v))?;
+    if *lock(&fake.credits) < fake.script.charge {
+        return Err(error(402, "Insufficient credits", "insufficient_credits"));
     }
 
     let _busy = fake.in_flight.enter();
@@ -331,24 +299,22 @@ async fn remove_background(fake: &Inner, seen: &Seen) -> Response {
         tokio::time::sleep(Duration::from_millis(fake.script.processing_ms)).await;
     }
     let cutout = if let Some(file) = &params.file {
-        match super::cut_out_upload(file) {
-            Ok(cutout) => cutout,
-            Err(_) => return error(400, "Failed to read image", "invalid_file_type"),
-        }
+        super::cut_out_upload(file)
+            .map_err(|_| error(400, "Failed to read image", "invalid_file_type"))?
     } else if let Some(url) = params.text.get("image_url") {
         if !super::is_web_url(url) {
-            return error(400, "Invalid image_url", "invalid_image_url");
+            return Err(error(400, "Invalid image_url", "invalid_image_url"));
         }
         super::cut_out_url(url)
     } else {
-        return error(
+        return Err(error(
             400,
             "image_file_b64 is not supported by this fake",
             "invalid_parameter",
-        );
+        ));
     };
     if !fake.script.finds_foreground {
-        return fault_response(&Fault::status(400));
+        return Err(fault_response(&Fault::status(400)));
     }
     *lock(&fake.credits) -= fake.script.charge;
     let attempt = fake.answered.fetch_add(1, Ordering::SeqCst) as u32 + 1;
@@ -361,15 +327,21 @@ async fn remove_background(fake: &Inner, seen: &Seen) -> Response {
     } else {
         ("image/png", super::png(&cutout))
     };
-    let response = if fake.script.response_breaks.breaks(attempt) {
-        super::broken_download(content_type, body)
-    } else {
-        super::download(content_type, body)
-    };
-    let response = super::with_header(response, "x-credits-charged", fake.script.charge);
-    let response = super::with_header(response, "x-width", width);
-    let response = super::with_header(response, "x-height", height);
-    let response = super::with_header(response, "x-type", "product");
-    let response = super::with_header(response, "x-ratelimit-limit", 500);
-    super::with_header(response, "x-ratelimit-remaining", 499)
+    let response = fake
+        .script
+        .response_breaks
+        .download(attempt, content_type, body);
+    let headers = [
+        ("x-credits-charged", fake.script.charge.to_string()),
+        ("x-width", width.to_string()),
+        ("x-height", height.to_string()),
+        ("x-type", "product".to_owned()),
+        ("x-ratelimit-limit", "500".to_owned()),
+        ("x-ratelimit-remaining", "499".to_owned()),
+    ];
+    Ok(headers
+        .into_iter()
+        .fold(response, |response, (name, value)| {
+            super::with_header(response, name, value)
+        }))
 }

@@ -6,7 +6,6 @@
 //! `{"error":{"code","message","request_id"}}`. `/health` needs no key.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -14,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Breakage, Fault, Faults, Journal, Seen, Server, lock};
+use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
 
 /// The key the fake accepts.
 pub const KEY: &str = "rbgv-M4xNEVERPRINTk3y-c0de";
@@ -123,15 +122,14 @@ pub struct VideoJob {
 }
 
 struct Inner {
-    journal: Journal,
-    create_faults: Mutex<Faults>,
-    poll_faults: Mutex<Faults>,
+    ledger: Ledger,
+    base: String,
+    create_faults: Faults,
+    poll_faults: Faults,
     jobs: Mutex<BTreeMap<String, VideoJob>>,
     uploads: Mutex<BTreeMap<String, usize>>,
     credits: Mutex<u32>,
     script: Script,
-    base: Mutex<String>,
-    submissions: AtomicUsize,
 }
 
 /// A running fake removebgvideo.com.
@@ -140,49 +138,40 @@ pub struct FakeRemoveBgVideo {
     inner: Arc<Inner>,
 }
 
-impl FakeRemoveBgVideo {
-    /// Starts the fake on a loopback port.
-    pub fn start(script: Script) -> FakeRemoveBgVideo {
+impl Fake for FakeRemoveBgVideo {
+    type Script = Script;
+    const PROVIDER: &'static str = "removebgvideo";
+    const URL_VAR: &'static str = "CUTOUT_REMOVEBGVIDEO_URL";
+    const KEY_VAR: &'static str = "CUTOUT_REMOVEBGVIDEO_KEY";
+    const KEY: &'static str = KEY;
+
+    fn start(script: Script) -> FakeRemoveBgVideo {
+        let ports = Ports::bind(1);
         let inner = Arc::new(Inner {
-            journal: Journal::default(),
-            create_faults: Mutex::new(Faults::new(&script.create_faults)),
-            poll_faults: Mutex::new(Faults::new(&script.poll_faults)),
-            jobs: Mutex::new(BTreeMap::new()),
-            uploads: Mutex::new(BTreeMap::new()),
+            ledger: Ledger::default(),
+            base: ports.url(0),
+            create_faults: Faults::new(&script.create_faults),
+            poll_faults: Faults::new(&script.poll_faults),
+            jobs: Mutex::default(),
+            uploads: Mutex::default(),
             credits: Mutex::new(script.credits),
             script,
-            base: Mutex::new(String::new()),
-            submissions: AtomicUsize::new(0),
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
-        let server = Server::start(vec![router]);
-        *lock(&inner.base) = server.url(0);
+        let server = ports.serve(vec![router]);
         FakeRemoveBgVideo { server, inner }
     }
 
-    /// The base URL, as `CUTOUT_REMOVEBGVIDEO_URL` takes it.
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         self.server.url(0)
     }
 
-    /// The variables that point the CLI here with the right key.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("CUTOUT_REMOVEBGVIDEO_URL", self.url()),
-            ("CUTOUT_REMOVEBGVIDEO_KEY", KEY.to_owned()),
-        ]
+    fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
+}
 
-    /// Every request received.
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    /// `POST /v1/jobs` calls received, answered or not.
-    pub fn submissions(&self) -> usize {
-        self.inner.submissions.load(Ordering::SeqCst)
-    }
-
+impl FakeRemoveBgVideo {
     /// The jobs created, by id.
     pub fn jobs(&self) -> BTreeMap<String, VideoJob> {
         lock(&self.inner.jobs).clone()
@@ -202,21 +191,33 @@ fn error(status: u16, code: &str, message: &str) -> Response {
     )
 }
 
+/// The answer to most malformed requests.
+fn invalid(message: &str) -> Response {
+    error(400, "invalid_request", message)
+}
+
+fn no_credits() -> Response {
+    error(
+        402,
+        "insufficient_credits",
+        "Insufficient credits for this job",
+    )
+}
+
+fn job_not_found() -> Response {
+    error(404, "not_found", "Job not found")
+}
+
 fn fault_response(fault: &Fault) -> Response {
-    let response = match fault.status {
-        400 => error(400, "invalid_request", "Invalid request"),
+    match fault.status {
+        400 => invalid("Invalid request"),
         401 => error(401, "invalid_api_key", "Invalid API key"),
-        402 => error(
-            402,
-            "insufficient_credits",
-            "Insufficient credits for this job",
-        ),
-        404 => error(404, "not_found", "Job not found"),
+        402 => no_credits(),
+        404 => job_not_found(),
         429 => error(429, "rate_limited", "Too many requests, slow down"),
         504 => error(504, "timeout", "Upstream timed out"),
         status => error(status, "internal_error", "Internal server error"),
-    };
-    super::with_retry_after(response, fault)
+    }
 }
 
 fn check_key(seen: &Seen) -> Result<(), Response> {
@@ -231,28 +232,27 @@ fn check_key(seen: &Seen) -> Result<(), Response> {
     }
 }
 
-async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
-    let seen = Seen::read("main", request).await;
-    fake.journal.record(&seen);
+async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
+    let seen = fake.ledger.receive("main", request).await;
     let segments = seen.segments();
     if let ["v1", ..] = segments.as_slice()
         && let Err(refusal) = check_key(&seen)
     {
         if segments.get(1) == Some(&"jobs") && seen.method == "POST" && segments.len() == 2 {
-            fake.submissions.fetch_add(1, Ordering::SeqCst);
+            fake.ledger.submitted();
         }
-        return refusal;
+        return Err(refusal);
     }
     match (seen.method.as_str(), segments.as_slice()) {
-        ("GET", ["health"]) => health(&fake),
+        ("GET", ["health"]) => Ok(health(&fake)),
         ("POST", ["v1", "uploads"]) => upload(&fake, &seen),
         ("POST", ["v1", "jobs"]) => create(&fake, &seen),
         ("POST", ["v1", "jobs", id, "start"]) => start(&fake, &seen, id),
         ("GET", ["v1", "jobs", id]) => poll(&fake, id),
-        ("GET", ["v1", "usage", "summary"]) => usage(&fake),
-        ("GET", ["uploads", _]) => super::download("video/mp4", super::fake_mp4(1)),
+        ("GET", ["v1", "usage", "summary"]) => Ok(usage(&fake)),
+        ("GET", ["uploads", _]) => Ok(super::download("video/mp4", super::fake_mp4(1))),
         ("GET", ["outputs", file]) => output(&fake, file),
-        _ => error(404, "not_found", "Not found"),
+        _ => Err(error(404, "not_found", "Not found")),
     }
 }
 
@@ -274,21 +274,13 @@ fn usage(fake: &Inner) -> Response {
     )
 }
 
-fn upload(fake: &Inner, seen: &Seen) -> Response {
+fn upload(fake: &Inner, seen: &Seen) -> Reply {
     if let Some(e) = &seen.form_error {
-        return error(
-            400,
-            "invalid_request",
-            &format!("Malformed multipart body: {e}"),
-        );
+        return Err(invalid(&format!("Malformed multipart body: {e}")));
     }
-    let Some(file) = seen.file("file") else {
-        return error(
-            400,
-            "invalid_request",
-            "A video file is required in the `file` field",
-        );
-    };
+    let file = seen
+        .file("file")
+        .ok_or_else(|| invalid("A video file is required in the `file` field"))?;
     let name = file.file_name.clone().unwrap_or_default();
     let ext = name
         .rsplit_once('.')
@@ -299,14 +291,12 @@ fn upload(fake: &Inner, seen: &Seen) -> Response {
         .as_deref()
         .is_some_and(|t| t.starts_with("video/"));
     if !VIDEO_EXTENSIONS.contains(&ext.as_str()) && !video_type {
-        return error(
-            400,
-            "invalid_request",
+        return Err(invalid(
             "Unsupported file type. Allowed: mp4, mov, webm, avi",
-        );
+        ));
     }
     if file.bytes.is_empty() {
-        return error(400, "invalid_request", "The uploaded file is empty");
+        return Err(invalid("The uploaded file is empty"));
     }
     let video_id = super::next_id("vid");
     let ext = if ext.is_empty() {
@@ -314,13 +304,13 @@ fn upload(fake: &Inner, seen: &Seen) -> Response {
     } else {
         ext
     };
-    let base = lock(&fake.base).clone();
+    let base = &fake.base;
     lock(&fake.uploads).insert(video_id.clone(), file.bytes.len());
-    super::json(
+    Ok(super::json(
         200,
         json!({"success": true, "video_id": video_id, "video_url": format!("{base}/uploads/{video_id}.{ext}"),
                "filename": name, "size": file.bytes.len()}),
-    )
+    ))
 }
 
 fn check_background(background: &Value) -> Result<(), String> {
@@ -360,57 +350,40 @@ fn check_overrides(body: &serde_json::Map<String, Value>, allowed: &[&str]) -> R
     Ok(())
 }
 
-fn create(fake: &Inner, seen: &Seen) -> Response {
-    fake.submissions.fetch_add(1, Ordering::SeqCst);
-    let fault = lock(&fake.create_faults).take();
-    if let Some(fault) = fault {
-        return fault_response(&fault);
-    }
+fn create(fake: &Inner, seen: &Seen) -> Reply {
+    fake.ledger.submitted();
+    fake.create_faults.check(fault_response)?;
     if seen.media_type() != "application/json" {
-        return error(400, "invalid_request", "Request body must be JSON");
+        return Err(invalid("Request body must be JSON"));
     }
     let Some(Value::Object(body)) = seen.json() else {
-        return error(400, "invalid_request", "Request body must be a JSON object");
+        return Err(invalid("Request body must be a JSON object"));
     };
-    if let Err(message) = check_overrides(&body, &CREATE_FIELDS) {
-        return error(400, "invalid_request", &message);
-    }
+    check_overrides(&body, &CREATE_FIELDS).map_err(|message| invalid(&message))?;
     let Some(video_url) = body.get("video_url").and_then(Value::as_str) else {
-        return error(400, "invalid_request", "video_url is required");
+        return Err(invalid("video_url is required"));
     };
     if !super::is_web_url(video_url) {
-        return error(400, "invalid_request", "video_url must be an http(s) URL");
+        return Err(invalid("video_url must be an http(s) URL"));
     }
     let output_format = match body.get("output_format") {
         None => "webm".to_owned(),
         Some(Value::String(f)) if FORMATS.contains(&f.as_str()) => f.clone(),
-        Some(other) => {
-            return error(
-                400,
-                "invalid_request",
-                &format!("Invalid output_format {other}"),
-            );
-        }
+        Some(other) => return Err(invalid(&format!("Invalid output_format {other}"))),
     };
     let auto_start = match body.get("auto_start") {
         None => true,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return error(
-                400,
-                "invalid_request",
-                &format!("auto_start must be a boolean, not {other}"),
-            );
+            return Err(invalid(&format!(
+                "auto_start must be a boolean, not {other}"
+            )));
         }
     };
     {
         let mut credits = lock(&fake.credits);
         if *credits == 0 {
-            return error(
-                402,
-                "insufficient_credits",
-                "Insufficient credits for this job",
-            );
+            return Err(no_credits());
         }
         *credits -= 1;
     }
@@ -427,48 +400,39 @@ fn create(fake: &Inner, seen: &Seen) -> Response {
         },
     );
     let status = if auto_start { "pending" } else { "created" };
-    super::json(
+    Ok(super::json(
         201,
         json!({"success": true, "id": id, "status": status, "message": "Job created"}),
-    )
+    ))
 }
 
-fn start(fake: &Inner, seen: &Seen, id: &str) -> Response {
+fn start(fake: &Inner, seen: &Seen, id: &str) -> Reply {
     if !seen.body.is_empty() {
         let Some(Value::Object(body)) = seen.json() else {
-            return error(400, "invalid_request", "Request body must be a JSON object");
+            return Err(invalid("Request body must be a JSON object"));
         };
-        if let Err(message) = check_overrides(&body, &START_FIELDS) {
-            return error(400, "invalid_request", &message);
-        }
+        check_overrides(&body, &START_FIELDS).map_err(|message| invalid(&message))?;
     }
     let mut jobs = lock(&fake.jobs);
-    let Some(job) = jobs.get_mut(id) else {
-        return error(404, "not_found", "Job not found");
-    };
+    let job = jobs.get_mut(id).ok_or_else(job_not_found)?;
     if job.started {
-        return error(400, "invalid_request", "Job has already been started");
+        return Err(invalid("Job has already been started"));
     }
     job.started = true;
-    super::json(
+    Ok(super::json(
         200,
         json!({"success": true, "id": id, "status": "pending", "message": "Job started"}),
-    )
+    ))
 }
 
-fn poll(fake: &Inner, id: &str) -> Response {
-    let fault = lock(&fake.poll_faults).take();
-    if let Some(fault) = fault {
-        return fault_response(&fault);
-    }
+fn poll(fake: &Inner, id: &str) -> Reply {
+    fake.poll_faults.check(fault_response)?;
     if fake.script.forgets_jobs {
-        return error(404, "not_found", "Job not found");
+        return Err(job_not_found());
     }
-    let base = lock(&fake.base).clone();
+    let base = &fake.base;
     let mut jobs = lock(&fake.jobs);
-    let Some(job) = jobs.get_mut(id) else {
-        return error(404, "not_found", "Job not found");
-    };
+    let job = jobs.get_mut(id).ok_or_else(job_not_found)?;
     let (status, progress, output_url, failure, billing) = if !job.started {
         ("created", json!(0), Value::Null, Value::Null, "pending")
     } else {
@@ -490,23 +454,23 @@ fn poll(fake: &Inner, id: &str) -> Response {
             }
         }
     };
-    super::json(
+    Ok(super::json(
         200,
         json!({"id": id, "status": status, "progress": progress, "output_url": output_url, "error": failure,
                "created_at": "2025-01-01T00:00:00Z", "duration_seconds": 4.2, "billing_status": billing}),
-    )
+    ))
 }
 
-fn output(fake: &Inner, file: &str) -> Response {
+fn output(fake: &Inner, file: &str) -> Reply {
     let id = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
     let mut jobs = lock(&fake.jobs);
-    let Some(job) = jobs.get_mut(id) else {
-        return super::bytes(
+    let job = jobs.get_mut(id).ok_or_else(|| {
+        super::bytes(
             404,
             "application/xml",
             b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
-        );
-    };
+        )
+    })?;
     job.downloads += 1;
     let content_type = match job.output_format.as_str() {
         "mp4" => "video/mp4",
@@ -517,9 +481,8 @@ fn output(fake: &Inner, file: &str) -> Response {
         _ => "video/webm",
     };
     let bytes = FakeRemoveBgVideo::output_of(id);
-    if fake.script.downloads_break.breaks(job.downloads) {
-        super::broken_download(content_type, bytes)
-    } else {
-        super::download(content_type, bytes)
-    }
+    Ok(fake
+        .script
+        .downloads_break
+        .download(job.downloads, content_type, bytes))
 }

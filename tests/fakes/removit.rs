@@ -13,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::{Breakage, Fault, Faults, Journal, Seen, Server, lock};
+use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
 
 /// The key the fake accepts.
 pub const KEY: &str = "rmv-Z2pNEVERPRINTk3y-92ab";
@@ -85,14 +85,13 @@ struct Job {
 }
 
 struct Inner {
-    journal: Journal,
-    upload_faults: Mutex<Faults>,
-    status_faults: Mutex<Faults>,
+    ledger: Ledger,
+    base: String,
+    upload_faults: Faults,
+    status_faults: Faults,
     jobs: Mutex<BTreeMap<String, Job>>,
     credits: Mutex<u32>,
     script: Script,
-    base: Mutex<String>,
-    submissions: AtomicUsize,
     status_polls: AtomicUsize,
 }
 
@@ -102,49 +101,40 @@ pub struct FakeRemovit {
     inner: Arc<Inner>,
 }
 
-impl FakeRemovit {
-    /// Starts the fake on a loopback port.
-    pub fn start(script: Script) -> FakeRemovit {
+impl Fake for FakeRemovit {
+    type Script = Script;
+    const PROVIDER: &'static str = "removit";
+    const URL_VAR: &'static str = "CUTOUT_REMOVIT_URL";
+    const KEY_VAR: &'static str = "CUTOUT_REMOVIT_KEY";
+    const KEY: &'static str = KEY;
+
+    fn start(script: Script) -> FakeRemovit {
+        let ports = Ports::bind(1);
         let inner = Arc::new(Inner {
-            journal: Journal::default(),
-            upload_faults: Mutex::new(Faults::new(&script.upload_faults)),
-            status_faults: Mutex::new(Faults::new(&script.status_faults)),
-            jobs: Mutex::new(BTreeMap::new()),
+            ledger: Ledger::default(),
+            base: ports.url(0),
+            upload_faults: Faults::new(&script.upload_faults),
+            status_faults: Faults::new(&script.status_faults),
+            jobs: Mutex::default(),
             credits: Mutex::new(script.credits),
             script,
-            base: Mutex::new(String::new()),
-            submissions: AtomicUsize::new(0),
-            status_polls: AtomicUsize::new(0),
+            status_polls: AtomicUsize::default(),
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
-        let server = Server::start(vec![router]);
-        *lock(&inner.base) = server.url(0);
+        let server = ports.serve(vec![router]);
         FakeRemovit { server, inner }
     }
 
-    /// The base URL, as `CUTOUT_REMOVIT_URL` takes it.
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         self.server.url(0)
     }
 
-    /// The variables that point the CLI here with the right key.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("CUTOUT_REMOVIT_URL", self.url()),
-            ("CUTOUT_REMOVIT_KEY", KEY.to_owned()),
-        ]
+    fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
+}
 
-    /// Every request received.
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    /// `POST /api/v1/upload` calls received, answered or not.
-    pub fn submissions(&self) -> usize {
-        self.inner.submissions.load(Ordering::SeqCst)
-    }
-
+impl FakeRemovit {
     /// Jobs accepted (and so paid for).
     pub fn jobs_created(&self) -> usize {
         lock(&self.inner.jobs).len()
@@ -172,11 +162,23 @@ fn validation(field: &str, message: &str) -> Response {
     )
 }
 
+fn not_a_choice(field: &str, value: &str) -> Response {
+    validation(field, &format!("\"{value}\" is not a valid choice."))
+}
+
+fn no_credits() -> Response {
+    super::json(402, json!({"error": "insufficient_credits"}))
+}
+
+fn not_found() -> Response {
+    super::json(404, json!({"error": "not_found"}))
+}
+
 fn fault_response(fault: &Fault) -> Response {
-    let response = match fault.status {
+    match fault.status {
         401 => unauthorized("API key invalid"),
-        402 => super::json(402, json!({"error": "insufficient_credits"})),
-        404 => super::json(404, json!({"error": "not_found"})),
+        402 => no_credits(),
+        404 => not_found(),
         422 => validation("file", "Unsupported or corrupt image file."),
         429 => super::json(
             429,
@@ -187,8 +189,7 @@ fn fault_response(fault: &Fault) -> Response {
             json!({"error": "processing_failed", "message": "Segmentation failed: no subject found"}),
         ),
         status => super::bytes(status, "text/plain", b"upstream unavailable".to_vec()),
-    };
-    super::with_retry_after(response, fault)
+    }
 }
 
 fn check_key(seen: &Seen) -> Result<(), Response> {
@@ -203,15 +204,14 @@ fn check_key(seen: &Seen) -> Result<(), Response> {
     }
 }
 
-async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Response {
-    let seen = Seen::read("main", request).await;
-    fake.journal.record(&seen);
+async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
+    let seen = fake.ledger.receive("main", request).await;
     let segments = seen.segments();
     match (seen.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "v1", "upload"]) => upload(&fake, &seen),
         ("GET", ["api", "v1", "status"]) => status(&fake, &seen),
         ("GET", ["results", job_id, file]) => result(&fake, job_id, file),
-        _ => super::json(404, json!({"error": "not_found"})),
+        _ => Err(not_found()),
     }
 }
 
@@ -264,80 +264,53 @@ fn read_upload(seen: &Seen) -> Result<Upload, Response> {
     Err(validation("file", "Either file or file_url is required."))
 }
 
-fn upload(fake: &Inner, seen: &Seen) -> Response {
-    fake.submissions.fetch_add(1, Ordering::SeqCst);
-    if let Err(refusal) = check_key(seen) {
-        return refusal;
+fn upload(fake: &Inner, seen: &Seen) -> Reply {
+    fake.ledger.submitted();
+    check_key(seen)?;
+    fake.upload_faults.check(fault_response)?;
+    let upload = read_upload(seen)?;
+    if let Some(key) = upload.fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(validation(key, "Unknown field."));
     }
-    let fault = lock(&fake.upload_faults).take();
-    if let Some(fault) = fault {
-        return fault_response(&fault);
-    }
-    let upload = match read_upload(seen) {
-        Ok(upload) => upload,
-        Err(refusal) => return refusal,
-    };
-    for key in upload.fields.keys() {
-        if !FIELDS.contains(&key.as_str()) {
-            return validation(key, "Unknown field.");
-        }
-    }
-    let file_url = upload.fields.get("file_url");
-    let photo = match (&upload.file, file_url) {
+    let photo = match (&upload.file, upload.fields.get("file_url")) {
         (Some(_), Some(_)) => {
-            return validation("file", "Provide either file or file_url, not both.");
+            return Err(validation(
+                "file",
+                "Provide either file or file_url, not both.",
+            ));
         }
-        (None, None) => return validation("file", "Either file or file_url is required."),
+        (None, None) => {
+            return Err(validation("file", "Either file or file_url is required."));
+        }
         (None, Some(url)) if !super::is_web_url(url) => {
-            return validation("file_url", "Enter a valid URL.");
+            return Err(validation("file_url", "Enter a valid URL."));
         }
         (None, Some(url)) => super::product_shot(
             super::PHOTO_SIZE.0,
             super::PHOTO_SIZE.1,
             super::seed_of(url),
         ),
-        (Some(bytes), None) => match super::decode(bytes) {
-            Ok(photo) => photo,
-            Err(_) => return validation("file", "Unsupported or corrupt image file."),
-        },
+        (Some(bytes), None) => super::decode(bytes)
+            .map_err(|_| validation("file", "Unsupported or corrupt image file."))?,
     };
-    let mode = upload
-        .fields
-        .get("mode")
-        .cloned()
-        .unwrap_or_else(|| "clipping".to_owned());
-    if !MODES.contains(&mode.as_str()) {
-        return validation("mode", &format!("\"{mode}\" is not a valid choice."));
-    }
+    let choice = |field: &str, default: &'static str, allowed: &[&str]| {
+        super::choice(&upload.fields, field, default, allowed)
+            .map(str::to_owned)
+            .map_err(|value| not_a_choice(field, value))
+    };
+    let mode = choice("mode", "clipping", &MODES)?;
     if mode == "params" && upload.fields.get("params").is_none_or(|p| p.is_empty()) {
-        return validation("params", "This field is required when mode is params.");
+        return Err(validation(
+            "params",
+            "This field is required when mode is params.",
+        ));
     }
-    let delivery_mode = upload
-        .fields
-        .get("delivery_mode")
-        .cloned()
-        .unwrap_or_else(|| "url".to_owned());
-    if !DELIVERY.contains(&delivery_mode.as_str()) {
-        return validation(
-            "delivery_mode",
-            &format!("\"{delivery_mode}\" is not a valid choice."),
-        );
-    }
-    let output_format = upload
-        .fields
-        .get("output_format")
-        .cloned()
-        .unwrap_or_else(|| "png".to_owned());
-    if !FORMATS.contains(&output_format.as_str()) {
-        return validation(
-            "output_format",
-            &format!("\"{output_format}\" is not a valid choice."),
-        );
-    }
+    let delivery_mode = choice("delivery_mode", "url", &DELIVERY)?;
+    let output_format = choice("output_format", "png", &FORMATS)?;
     {
         let mut credits = lock(&fake.credits);
         if *credits == 0 {
-            return super::json(402, json!({"error": "insufficient_credits"}));
+            return Err(no_credits());
         }
         *credits -= 1;
     }
@@ -376,31 +349,24 @@ fn upload(fake: &Inner, seen: &Seen) -> Response {
             downloads: BTreeMap::new(),
         },
     );
-    super::json(
+    Ok(super::json(
         202,
         json!({"job_id": job_id, "status": "queued", "mode": mode}),
-    )
+    ))
 }
 
-fn status(fake: &Inner, seen: &Seen) -> Response {
+fn status(fake: &Inner, seen: &Seen) -> Reply {
     fake.status_polls.fetch_add(1, Ordering::SeqCst);
-    if let Err(refusal) = check_key(seen) {
-        return refusal;
-    }
-    let fault = lock(&fake.status_faults).take();
-    if let Some(fault) = fault {
-        return fault_response(&fault);
-    }
+    check_key(seen)?;
+    fake.status_faults.check(fault_response)?;
     let Some(job_id) = seen.query("job_id").filter(|id| !id.is_empty()) else {
-        return validation("job_id", "This field is required.");
+        return Err(validation("job_id", "This field is required."));
     };
     if fake.script.forgets_jobs {
-        return super::json(404, json!({"error": "not_found"}));
+        return Err(not_found());
     }
     let mut jobs = lock(&fake.jobs);
-    let Some(job) = jobs.get_mut(&job_id) else {
-        return super::json(404, json!({"error": "not_found"}));
-    };
+    let job = jobs.get_mut(&job_id).ok_or_else(not_found)?;
     let step = job.polls;
     job.polls += 1;
     let pending = fake.script.never_finishes || step < fake.script.progress.len();
@@ -411,13 +377,13 @@ fn status(fake: &Inner, seen: &Seen) -> Response {
         } else {
             format!("pending_{}", job.mode)
         };
-        return super::json(
+        return Ok(super::json(
             200,
             json!({"job_id": job_id, "status": detail, "state": "pending", "mode": job.mode,
                    "progress": progress, "final_url": null}),
-        );
+        ));
     }
-    let base = lock(&fake.base).clone();
+    let base = &fake.base;
     let ext = job.output_format.clone();
     let url_of = |variation: &str| format!("{base}/results/{job_id}/{variation}.{ext}");
     let mut body = Map::new();
@@ -456,21 +422,18 @@ fn status(fake: &Inner, seen: &Seen) -> Response {
             );
         }
     }
-    super::json(200, Value::Object(body))
+    Ok(super::json(200, Value::Object(body)))
 }
 
-fn result(fake: &Inner, job_id: &str, file: &str) -> Response {
+fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
+    let not_found = || super::bytes(404, "text/plain", b"Not Found".to_vec());
     let mut jobs = lock(&fake.jobs);
-    let Some(job) = jobs.get_mut(job_id) else {
-        return super::bytes(404, "text/plain", b"Not Found".to_vec());
-    };
+    let job = jobs.get_mut(job_id).ok_or_else(not_found)?;
     let variation = file
         .rsplit_once('.')
         .map_or(file, |(stem, _)| stem)
         .to_owned();
-    let Some(bytes) = job.results.get(&variation).cloned() else {
-        return super::bytes(404, "text/plain", b"Not Found".to_vec());
-    };
+    let bytes = job.results.get(&variation).cloned().ok_or_else(not_found)?;
     let content_type = match job.output_format.as_str() {
         "jpg" | "jpeg" => "image/jpeg",
         "webp" => "image/webp",
@@ -480,9 +443,8 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Response {
     };
     let attempt = job.downloads.entry(variation).or_insert(0);
     *attempt += 1;
-    if fake.script.downloads_break.breaks(*attempt) {
-        super::broken_download(content_type, bytes)
-    } else {
-        super::download(content_type, bytes)
-    }
+    Ok(fake
+        .script
+        .downloads_break
+        .download(*attempt, content_type, bytes))
 }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Sha256;
 
-use super::{Breakage, Fault, Faults, Journal, Seen, Server, lock};
+use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
 
 /// The project's public key.
 pub const PUBLIC_KEY: &str = "ucpub-demo-7a1b2c";
@@ -141,17 +141,16 @@ struct FromUrl {
 }
 
 struct Inner {
-    journal: Journal,
+    ledger: Ledger,
+    api_base: String,
+    cdn_base: String,
     script: Script,
-    upload_faults: Mutex<Faults>,
-    execute_faults: Mutex<Faults>,
-    status_faults: Mutex<Faults>,
+    upload_faults: Faults,
+    execute_faults: Faults,
+    status_faults: Faults,
     files: Mutex<BTreeMap<String, StoredFile>>,
     requests: Mutex<BTreeMap<String, RemoveBgRequest>>,
     tokens: Mutex<BTreeMap<String, FromUrl>>,
-    cdn_base: Mutex<String>,
-    api_base: Mutex<String>,
-    executions: AtomicUsize,
     status_polls: AtomicUsize,
 }
 
@@ -167,22 +166,30 @@ pub struct FakeUploadcare {
     inner: Arc<Inner>,
 }
 
-impl FakeUploadcare {
+/// Its paid call is `POST /addons/remove_bg/execute/`; `url` is the REST
+/// API's.
+impl Fake for FakeUploadcare {
+    type Script = Script;
+    const PROVIDER: &'static str = "uploadcare";
+    const URL_VAR: &'static str = "CUTOUT_UPLOADCARE_API_URL";
+    const KEY_VAR: &'static str = "CUTOUT_UPLOADCARE_SECRET_KEY";
+    const KEY: &'static str = SECRET_KEY;
+
     /// Starts the three hosts on loopback ports.
-    pub fn start(script: Script) -> FakeUploadcare {
+    fn start(script: Script) -> FakeUploadcare {
+        let ports = Ports::bind(3);
         let inner = Arc::new(Inner {
-            journal: Journal::default(),
-            upload_faults: Mutex::new(Faults::new(&script.upload_faults)),
-            execute_faults: Mutex::new(Faults::new(&script.execute_faults)),
-            status_faults: Mutex::new(Faults::new(&script.status_faults)),
+            ledger: Ledger::default(),
+            api_base: ports.url(0),
+            cdn_base: ports.url(2),
+            upload_faults: Faults::new(&script.upload_faults),
+            execute_faults: Faults::new(&script.execute_faults),
+            status_faults: Faults::new(&script.status_faults),
             script,
-            files: Mutex::new(BTreeMap::new()),
-            requests: Mutex::new(BTreeMap::new()),
-            tokens: Mutex::new(BTreeMap::new()),
-            cdn_base: Mutex::new(String::new()),
-            api_base: Mutex::new(String::new()),
-            executions: AtomicUsize::new(0),
-            status_polls: AtomicUsize::new(0),
+            files: Mutex::default(),
+            requests: Mutex::default(),
+            tokens: Mutex::default(),
+            status_polls: AtomicUsize::default(),
         });
         let router = |name: &'static str| {
             Router::new().fallback(handle).with_state(Host {
@@ -190,48 +197,31 @@ impl FakeUploadcare {
                 name,
             })
         };
-        let server = Server::start(vec![router("api"), router("upload"), router("cdn")]);
-        *lock(&inner.api_base) = server.url(0);
-        *lock(&inner.cdn_base) = server.url(2);
+        let server = ports.serve(vec![router("api"), router("upload"), router("cdn")]);
         FakeUploadcare { server, inner }
     }
 
-    /// `CUTOUT_UPLOADCARE_API_URL`.
-    pub fn api_url(&self) -> String {
+    fn url(&self) -> String {
         self.server.url(0)
     }
 
-    /// `CUTOUT_UPLOADCARE_UPLOAD_URL`.
-    pub fn upload_url(&self) -> String {
-        self.server.url(1)
+    fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
     }
 
-    /// `CUTOUT_UPLOADCARE_CDN_URL`, when a test sets it.
-    pub fn cdn_url(&self) -> String {
-        self.server.url(2)
-    }
-
-    /// The variables that point the CLI here with the right keys; the CDN is
-    /// left to `original_file_url`.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    /// Both hosts the CLI needs and both keys; the CDN is left to
+    /// `original_file_url`.
+    fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("CUTOUT_UPLOADCARE_API_URL", self.api_url()),
-            ("CUTOUT_UPLOADCARE_UPLOAD_URL", self.upload_url()),
+            (Self::URL_VAR, self.url()),
+            ("CUTOUT_UPLOADCARE_UPLOAD_URL", self.server.url(1)),
             ("CUTOUT_UPLOADCARE_PUBLIC_KEY", PUBLIC_KEY.to_owned()),
-            ("CUTOUT_UPLOADCARE_SECRET_KEY", SECRET_KEY.to_owned()),
+            (Self::KEY_VAR, SECRET_KEY.to_owned()),
         ]
     }
+}
 
-    /// Every request received, on any host.
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    /// `POST /addons/remove_bg/execute/` calls received, answered or not.
-    pub fn executions(&self) -> usize {
-        self.inner.executions.load(Ordering::SeqCst)
-    }
-
+impl FakeUploadcare {
     /// Status calls received.
     pub fn status_polls(&self) -> usize {
         self.inner.status_polls.load(Ordering::SeqCst)
@@ -252,7 +242,7 @@ fn detail(status: u16, text: &str) -> Response {
 }
 
 fn rest_fault(fault: &Fault) -> Response {
-    let response = match fault.status {
+    match fault.status {
         429 => {
             let secs = fault.retry_after_secs.unwrap_or(15);
             let unit = if secs == 1 { "second" } else { "seconds" };
@@ -267,8 +257,7 @@ fn rest_fault(fault: &Fault) -> Response {
             "text/html",
             format!("<h1>Server Error ({status})</h1>").into_bytes(),
         ),
-    };
-    super::with_retry_after(response, fault)
+    }
 }
 
 fn upload_error(seen: &Seen, status: u16, code: &str, content: &str) -> Response {
@@ -287,7 +276,7 @@ fn upload_error(seen: &Seen, status: u16, code: &str, content: &str) -> Response
 }
 
 fn upload_fault(seen: &Seen, fault: &Fault) -> Response {
-    let response = match fault.status {
+    match fault.status {
         429 => upload_error(seen, 429, "RequestThrottledError", "Request was throttled."),
         status => upload_error(
             seen,
@@ -295,31 +284,29 @@ fn upload_fault(seen: &Seen, fault: &Fault) -> Response {
             "InternalServerError",
             "Internal server error.",
         ),
-    };
-    super::with_retry_after(response, fault)
+    }
 }
 
 // ---------------------------------------------------------------------------
 // Dispatch
 // ---------------------------------------------------------------------------
 
-async fn handle(State(host): State<Host>, request: Request) -> Response {
-    let seen = Seen::read(host.name, request).await;
-    host.inner.journal.record(&seen);
+async fn handle(State(host): State<Host>, request: Request) -> Reply {
     let fake = &host.inner;
+    let seen = fake.ledger.receive(host.name, request).await;
     let segments = seen.segments();
     let slash = seen.path().ends_with('/');
     match (host.name, seen.method.as_str(), segments.as_slice()) {
         ("upload", "POST", ["base"]) if slash => base_upload(fake, &seen),
         ("upload", "POST", ["from_url"]) if slash => from_url(fake, &seen),
         ("upload", "GET", ["from_url", "status"]) if slash => from_url_status(fake, &seen),
-        ("upload", _, _) => upload_error(&seen, 404, "NotFound", "Not found."),
+        ("upload", _, _) => Err(upload_error(&seen, 404, "NotFound", "Not found.")),
         ("api", method, path) => {
             if let Err(refusal) = check_rest_auth(&seen) {
                 if method == "POST" && path == ["addons", "remove_bg", "execute"] {
-                    fake.executions.fetch_add(1, Ordering::SeqCst);
+                    fake.ledger.submitted();
                 }
-                return refusal;
+                return Err(refusal);
             }
             match (method, path) {
                 ("POST", ["addons", "remove_bg", "execute"]) if slash => execute(fake, &seen),
@@ -327,11 +314,11 @@ async fn handle(State(host): State<Host>, request: Request) -> Response {
                     status(fake, &seen)
                 }
                 ("GET", ["files", id]) if slash => file_info(fake, id),
-                _ => detail(404, "Not found."),
+                _ => Err(detail(404, "Not found.")),
             }
         }
         ("cdn", "GET", [id, ..]) => cdn(fake, id),
-        _ => super::bytes(404, "text/plain", b"Not Found".to_vec()),
+        _ => Err(super::bytes(404, "text/plain", b"Not Found".to_vec())),
     }
 }
 
@@ -421,64 +408,42 @@ fn now_secs() -> u64 {
 
 /// The public key and, for signed projects, the signature pair.
 fn check_upload_credentials(fake: &Inner, seen: &Seen, key_field: &str) -> Result<(), Response> {
+    let refuse = |status, code, content: &str| Err(upload_error(seen, status, code, content));
     let Some(public_key) = seen.field(key_field).filter(|k| !k.is_empty()) else {
-        return Err(upload_error(
-            seen,
+        return refuse(
             403,
             "PublicKeyRequiredError",
             &format!("{key_field} is required."),
-        ));
+        );
     };
     if public_key != PUBLIC_KEY {
-        return Err(upload_error(
-            seen,
+        return refuse(
             403,
             "ProjectPublicKeyInvalidError",
             &format!("{key_field} is invalid."),
-        ));
+        );
     }
     if !fake.script.signed_uploads {
         return Ok(());
     }
     let Some(signature) = seen.field("signature").filter(|s| !s.is_empty()) else {
-        return Err(upload_error(
-            seen,
-            400,
-            "SignatureRequiredError",
-            "signature is required.",
-        ));
+        return refuse(400, "SignatureRequiredError", "signature is required.");
     };
     let Some(expire) = seen.field("expire").filter(|s| !s.is_empty()) else {
-        return Err(upload_error(
-            seen,
-            400,
-            "ExpireRequiredError",
-            "expire is required.",
-        ));
+        return refuse(400, "ExpireRequiredError", "expire is required.");
     };
     let Ok(expire_secs) = expire.parse::<u64>() else {
-        return Err(upload_error(
-            seen,
+        return refuse(
             400,
             "ExpireInvalidError",
             "expire must be a UNIX timestamp.",
-        ));
+        );
     };
     if expire_secs < now_secs() {
-        return Err(upload_error(
-            seen,
-            403,
-            "SignatureExpirationError",
-            "Expired signature.",
-        ));
+        return refuse(403, "SignatureExpirationError", "Expired signature.");
     }
     if signature != upload_signature(SECRET_KEY, expire) {
-        return Err(upload_error(
-            seen,
-            403,
-            "SignatureInvalidError",
-            "Invalid signature.",
-        ));
+        return refuse(403, "SignatureInvalidError", "Invalid signature.");
     }
     Ok(())
 }
@@ -495,94 +460,86 @@ fn check_store(seen: &Seen, field: &str) -> Result<(), Response> {
     }
 }
 
-fn base_upload(fake: &Inner, seen: &Seen) -> Response {
-    if seen.form.is_none() || seen.media_type() != "multipart/form-data" {
-        return upload_error(
+/// Keeps an uploaded (or fetched) file and returns its id.
+fn store(fake: &Inner, bytes: Vec<u8>, name: String, mime: String, is_result: bool) -> String {
+    let id = super::uuid();
+    let file = StoredFile {
+        bytes,
+        name,
+        mime,
+        downloads: 0,
+        is_result,
+    };
+    lock(&fake.files).insert(id.clone(), file);
+    id
+}
+
+fn base_upload(fake: &Inner, seen: &Seen) -> Reply {
+    let no_files = || {
+        upload_error(
             seen,
             400,
             "RequestFileRequiredError",
             "Request does not contain files.",
-        );
-    }
-    if let Err(refusal) = check_upload_credentials(fake, seen, "UPLOADCARE_PUB_KEY") {
-        return refusal;
-    }
-    let fault = lock(&fake.upload_faults).take();
-    if let Some(fault) = fault {
-        return upload_fault(seen, &fault);
-    }
-    if let Err(refusal) = check_store(seen, "UPLOADCARE_STORE") {
-        return refusal;
-    }
-    let files = seen
-        .form
-        .as_ref()
-        .map(|f| f.files.clone())
-        .unwrap_or_default();
+        )
+    };
+    let files = match &seen.form {
+        Some(form) if seen.media_type() == "multipart/form-data" => form.files.clone(),
+        _ => return Err(no_files()),
+    };
+    check_upload_credentials(fake, seen, "UPLOADCARE_PUB_KEY")?;
+    fake.upload_faults
+        .check(|fault| upload_fault(seen, fault))?;
+    check_store(seen, "UPLOADCARE_STORE")?;
     if files.is_empty() {
-        return upload_error(
-            seen,
-            400,
-            "RequestFileRequiredError",
-            "Request does not contain files.",
-        );
+        return Err(no_files());
     }
     let mut answer = serde_json::Map::new();
     for part in files {
         if part.bytes.is_empty() {
-            return upload_error(
+            return Err(upload_error(
                 seen,
                 400,
                 "FileSizeLimitExceededError",
                 "The file is empty.",
-            );
+            ));
         }
-        let id = super::uuid();
         let name = part.file_name.clone().unwrap_or_else(|| "file".to_owned());
         let mime = part
             .content_type
             .clone()
             .unwrap_or_else(|| "application/octet-stream".to_owned());
-        lock(&fake.files).insert(
-            id.clone(),
-            StoredFile {
-                bytes: part.bytes.to_vec(),
-                name,
-                mime,
-                downloads: 0,
-                is_result: false,
-            },
-        );
+        let id = store(fake, part.bytes.to_vec(), name, mime, false);
         answer.insert(part.field, json!(id));
     }
-    super::json(200, Value::Object(answer))
+    Ok(super::json(200, Value::Object(answer)))
 }
 
-fn from_url(fake: &Inner, seen: &Seen) -> Response {
-    if seen.form.is_none() {
-        return upload_error(
+fn from_url(fake: &Inner, seen: &Seen) -> Reply {
+    let no_source = || {
+        upload_error(
             seen,
             400,
             "SourceURLRequiredError",
             "source_url is required.",
-        );
-    }
-    if let Err(refusal) = check_upload_credentials(fake, seen, "pub_key") {
-        return refusal;
-    }
-    if let Err(refusal) = check_store(seen, "store") {
-        return refusal;
-    }
-    let Some(source_url) = seen.field("source_url").filter(|u| !u.is_empty()) else {
-        return upload_error(
-            seen,
-            400,
-            "SourceURLRequiredError",
-            "source_url is required.",
-        );
+        )
     };
+    if seen.form.is_none() {
+        return Err(no_source());
+    }
+    check_upload_credentials(fake, seen, "pub_key")?;
+    check_store(seen, "store")?;
+    let source_url = seen
+        .field("source_url")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(no_source)?;
     if !super::is_web_url(source_url) {
-        return upload_error(seen, 400, "SourceURLParserError", "Failed to parse URL.");
+        return Err(upload_error(
+            seen,
+            400,
+            "SourceURLParserError",
+            "Failed to parse URL.",
+        ));
     }
     let token = super::uuid();
     lock(&fake.tokens).insert(
@@ -593,30 +550,28 @@ fn from_url(fake: &Inner, seen: &Seen) -> Response {
             file: None,
         },
     );
-    super::json(200, json!({"type": "token", "token": token}))
+    Ok(super::json(200, json!({"type": "token", "token": token})))
 }
 
-fn from_url_status(fake: &Inner, seen: &Seen) -> Response {
+fn from_url_status(fake: &Inner, seen: &Seen) -> Reply {
     let token = seen.query("token").unwrap_or_default();
     let mut tokens = lock(&fake.tokens);
     let Some(job) = tokens.get_mut(&token) else {
-        return super::json(200, json!({"status": "unknown"}));
+        return Ok(super::json(200, json!({"status": "unknown"})));
     };
     job.polls += 1;
     if job.polls <= fake.script.from_url_polls {
-        return super::json(
+        return Ok(super::json(
             200,
             json!({"status": "progress", "done": 1024, "total": 4096}),
-        );
+        ));
     }
     let id = job.file.get_or_insert_with(|| {
-        let id = super::uuid();
         let photo = super::product_shot(
             super::PHOTO_SIZE.0,
             super::PHOTO_SIZE.1,
             super::seed_of(&job.source_url),
         );
-        let bytes = super::jpeg(&photo);
         let name = job
             .source_url
             .rsplit('/')
@@ -624,26 +579,16 @@ fn from_url_status(fake: &Inner, seen: &Seen) -> Response {
             .filter(|s| !s.is_empty())
             .unwrap_or("download")
             .to_owned();
-        lock(&fake.files).insert(
-            id.clone(),
-            StoredFile {
-                bytes,
-                name,
-                mime: "image/jpeg".into(),
-                downloads: 0,
-                is_result: false,
-            },
-        );
-        id
+        store(fake, super::jpeg(&photo), name, "image/jpeg".into(), false)
     });
     let files = lock(&fake.files);
     let file = &files[id.as_str()];
-    super::json(
+    Ok(super::json(
         200,
         json!({"status": "success", "uuid": id, "file_id": id, "filename": file.name,
                "original_filename": file.name, "size": file.bytes.len(), "is_image": true,
                "is_stored": false, "mime_type": file.mime}),
-    )
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -682,30 +627,23 @@ fn check_params(params: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn execute(fake: &Inner, seen: &Seen) -> Response {
-    fake.executions.fetch_add(1, Ordering::SeqCst);
-    let fault = lock(&fake.execute_faults).take();
-    if let Some(fault) = fault {
-        return rest_fault(&fault);
-    }
+fn execute(fake: &Inner, seen: &Seen) -> Reply {
+    fake.ledger.submitted();
+    fake.execute_faults.check(rest_fault)?;
     let Some(Value::Object(body)) = seen.json() else {
-        return detail(400, "JSON parse error.");
+        return Err(detail(400, "JSON parse error."));
     };
-    for key in body.keys() {
-        if key != "target" && key != "params" {
-            return detail(400, &format!("Unexpected field `{key}`."));
-        }
+    if let Some(key) = body.keys().find(|k| *k != "target" && *k != "params") {
+        return Err(detail(400, &format!("Unexpected field `{key}`.")));
     }
     let Some(target) = body.get("target").and_then(Value::as_str) else {
-        return detail(400, "target: This field is required.");
+        return Err(detail(400, "target: This field is required."));
     };
     if !lock(&fake.files).contains_key(target) {
-        return detail(400, "target: File not found.");
+        return Err(detail(400, "target: File not found."));
     }
-    if let Some(params) = body.get("params")
-        && let Err(message) = check_params(params)
-    {
-        return detail(400, &message);
+    if let Some(params) = body.get("params") {
+        check_params(params).map_err(|message| detail(400, &message))?;
     }
     let request_id = super::uuid();
     lock(&fake.requests).insert(
@@ -716,82 +654,65 @@ fn execute(fake: &Inner, seen: &Seen) -> Response {
             result: None,
         },
     );
-    super::json(200, json!({"request_id": request_id}))
+    Ok(super::json(200, json!({"request_id": request_id})))
 }
 
-fn status(fake: &Inner, seen: &Seen) -> Response {
+fn status(fake: &Inner, seen: &Seen) -> Reply {
     fake.status_polls.fetch_add(1, Ordering::SeqCst);
-    let fault = lock(&fake.status_faults).take();
-    if let Some(fault) = fault {
-        return rest_fault(&fault);
-    }
+    fake.status_faults.check(rest_fault)?;
     let Some(request_id) = seen.query("request_id").filter(|id| !id.is_empty()) else {
-        return detail(400, "request_id: This field is required.");
+        return Err(detail(400, "request_id: This field is required."));
     };
     let mut requests = lock(&fake.requests);
-    let Some(request) = requests.get_mut(&request_id) else {
-        return detail(404, "Not found.");
-    };
+    let request = requests
+        .get_mut(&request_id)
+        .ok_or_else(|| detail(404, "Not found."))?;
     request.polls += 1;
     if request.polls <= fake.script.in_progress_polls || fake.script.ending == Ending::Never {
-        return super::json(200, json!({"status": "in_progress"}));
+        return Ok(super::json(200, json!({"status": "in_progress"})));
     }
     if let Ending::Error(message) = &fake.script.ending {
-        return super::json(
+        return Ok(super::json(
             200,
             json!({"status": "error", "error": message, "result": {"error": message}}),
-        );
+        ));
     }
-    let mut files = lock(&fake.files);
     let result_id = match &request.result {
         Some(id) => id.clone(),
         None => {
-            let Some(source) = files.get(&request.target) else {
-                return super::json(
+            let Some(source) = lock(&fake.files).get(&request.target).cloned() else {
+                return Ok(super::json(
                     200,
                     json!({"status": "error", "error": "Source file was removed."}),
-                );
+                ));
             };
-            let cutout = match super::cut_out_upload(&source.bytes) {
-                Ok(cutout) => cutout,
-                Err(_) => {
-                    return super::json(
-                        200,
-                        json!({"status": "error", "error": "Failed to read image."}),
-                    );
-                }
+            let Ok(cutout) = super::cut_out_upload(&source.bytes) else {
+                return Ok(super::json(
+                    200,
+                    json!({"status": "error", "error": "Failed to read image."}),
+                ));
             };
             let stem = source
                 .name
                 .rsplit_once('.')
                 .map_or(source.name.as_str(), |(s, _)| s);
-            let result = StoredFile {
-                bytes: super::png(&cutout),
-                name: format!("{stem}.png"),
-                mime: "image/png".into(),
-                downloads: 0,
-                is_result: true,
-            };
-            let id = super::uuid();
-            files.insert(id.clone(), result);
+            let name = format!("{stem}.png");
+            let id = store(fake, super::png(&cutout), name, "image/png".into(), true);
             request.result = Some(id.clone());
             id
         }
     };
-    super::json(
+    Ok(super::json(
         200,
         json!({"status": "done", "result": {"file_id": result_id}}),
-    )
+    ))
 }
 
-fn file_info(fake: &Inner, id: &str) -> Response {
+fn file_info(fake: &Inner, id: &str) -> Reply {
     let files = lock(&fake.files);
-    let Some(file) = files.get(id) else {
-        return detail(404, "Not found.");
-    };
-    let cdn = lock(&fake.cdn_base).clone();
-    let api = lock(&fake.api_base).clone();
-    super::json(
+    let file = files.get(id).ok_or_else(|| detail(404, "Not found."))?;
+    let (cdn, api) = (&fake.cdn_base, &fake.api_base);
+    Ok(super::json(
         200,
         json!({
             "uuid": id,
@@ -809,19 +730,19 @@ fn file_info(fake: &Inner, id: &str) -> Response {
             "appdata": {},
             "content_info": {"mime": {"mime": file.mime}},
         }),
-    )
+    ))
 }
 
-fn cdn(fake: &Inner, id: &str) -> Response {
+fn cdn(fake: &Inner, id: &str) -> Reply {
     let mut files = lock(&fake.files);
-    let Some(file) = files.get_mut(id) else {
-        return super::bytes(404, "text/plain", b"Not Found".to_vec());
-    };
+    let file = files
+        .get_mut(id)
+        .ok_or_else(|| super::bytes(404, "text/plain", b"Not Found".to_vec()))?;
     file.downloads += 1;
-    let breaks = file.is_result && fake.script.downloads_break.breaks(file.downloads);
-    if breaks {
-        super::broken_download(&file.mime, file.bytes.clone())
+    let breakage = if file.is_result {
+        fake.script.downloads_break
     } else {
-        super::download(&file.mime, file.bytes.clone())
-    }
+        Breakage::Never
+    };
+    Ok(breakage.download(file.downloads, &file.mime, file.bytes.clone()))
 }
