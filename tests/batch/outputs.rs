@@ -1,5 +1,6 @@
 //! Rules every provider shares: where outputs go, that nothing is overwritten,
-//! local format and background, concurrency, and cancelling with Ctrl-C.
+//! local format and background, concurrency, cancelling with Ctrl-C, and the
+//! deadline on a job that never finishes.
 
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,19 @@ use crate::fakes::removebg::{self, FakeRemoveBg};
 use crate::fakes::removit::{self, FakeRemovit};
 use crate::fakes::{Fake, PHOTO_SIZE};
 use crate::harness::{Workspace, assert_cutout_png};
+
+/// How the CLI names a result it is still writing.
+const PARTIAL_PREFIX: &str = ".cutout-partial-";
+
+/// Waits up to 20 s for `ready`, failing with `what` when it never comes.
+#[track_caller]
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let waiting = Instant::now();
+    while !ready() {
+        assert!(waiting.elapsed() < Duration::from_secs(20), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 #[test]
 fn a_folder_keeps_its_tree_and_skips_what_is_not_an_image() {
@@ -140,14 +154,9 @@ fn ctrl_c_cancels_jobs_in_flight_and_leaves_nothing_behind() {
         .arg(&first)
         .arg(&second)
         .spawn();
-    let waiting = Instant::now();
-    while fake.jobs_created() < 2 || fake.status_polls() < 2 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "the jobs never reached removit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the jobs never reached removit", || {
+        fake.jobs_created() >= 2 && fake.status_polls() >= 2
+    });
     running.interrupt();
     let run = running.wait();
 
@@ -160,4 +169,67 @@ fn ctrl_c_cancels_jobs_in_flight_and_leaves_nothing_behind() {
         ws.out_files()
     );
     assert_eq!(fake.submissions(), 2, "{run}");
+}
+
+#[test]
+fn ctrl_c_during_a_download_removes_the_partial_file() {
+    let fake = FakeRemovit::start(removit::Script {
+        downloads_stall: true,
+        ..removit::Script::default()
+    });
+    let ws = Workspace::new();
+
+    let running = ws.batch_on(&fake).arg(ws.photo("bottle.jpg")).spawn();
+    let partial_with_bytes = || {
+        ws.out_files().iter().any(|name| {
+            name.starts_with(PARTIAL_PREFIX)
+                && std::fs::metadata(ws.out_path(name)).is_ok_and(|m| m.len() > 0)
+        })
+    };
+    wait_until("no partial file ever held the first bytes", || {
+        !fake.journal().matching("GET", "/results/").is_empty() && partial_with_bytes()
+    });
+    // The transfer is now stuck mid-way: let the writer settle before Ctrl-C.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ws.out_files();
+    running.interrupt();
+    let run = running.wait();
+
+    assert!(
+        before.iter().any(|name| name.starts_with(PARTIAL_PREFIX)),
+        "the partial file was gone before Ctrl-C: {before:?}\n{run}"
+    );
+    run.assert_code(130);
+    assert_eq!(run.of("cancelled").len(), 1, "{run}");
+    run.assert_summary(0, 0, 1);
+    ws.assert_nothing_written(&run);
+    assert_eq!(fake.submissions(), 1, "{run}");
+}
+
+#[test]
+fn a_job_that_never_finishes_fails_at_the_deadline_and_can_be_retried() {
+    let fake = FakeRemovit::start(removit::Script {
+        never_finishes: true,
+        ..removit::Script::default()
+    });
+    let ws = Workspace::new();
+
+    let run = ws
+        .batch_on(&fake)
+        .env("CUTOUT_POLL_DEADLINE_SECS", "1")
+        .arg(ws.photo("bottle.jpg"))
+        .run();
+
+    run.assert_one_failure(&["did not finish within 1 s"]);
+    assert_eq!(
+        run.of("failed")[0]["retryable"],
+        true,
+        "waiting longer may yet see it finish\n{run}"
+    );
+    assert!(
+        fake.status_polls() >= 2,
+        "it was polled until the deadline\n{run}"
+    );
+    assert_eq!(fake.submissions(), 1, "the job is not sent twice\n{run}");
+    ws.assert_nothing_written(&run);
 }

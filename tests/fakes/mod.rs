@@ -646,11 +646,6 @@ fn with_retry_after(response: Response, fault: &Fault) -> Response {
 /// the first half, so the client sees a transfer break off mid-way rather
 /// than a connection closed before any answer.
 pub fn broken_download(content_type: &str, body: Vec<u8>) -> Response {
-    use futures_util::StreamExt;
-
-    let total = body.len();
-    let half = Bytes::from(body[..total / 2].to_vec());
-    let first = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(half) });
     let failure = futures_util::stream::once(async {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         Err(std::io::Error::new(
@@ -658,7 +653,29 @@ pub fn broken_download(content_type: &str, body: Vec<u8>) -> Response {
             "the fake broke the download",
         ))
     });
-    let mut response = Response::new(Body::from_stream(first.chain(failure)));
+    half_then(content_type, body, failure)
+}
+
+/// A download that announces the whole length, sends the first half, then
+/// sends nothing more while keeping the connection open until the fake
+/// stops: a transfer caught in the middle, for tests that interrupt one.
+pub fn stalled_download(content_type: &str, body: Vec<u8>) -> Response {
+    half_then(content_type, body, futures_util::stream::pending())
+}
+
+/// A download with the whole body's `Content-Length` whose stream is the
+/// first half of `body` followed by `rest`.
+fn half_then(
+    content_type: &str,
+    body: Vec<u8>,
+    rest: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    use futures_util::StreamExt;
+
+    let total = body.len();
+    let half = Bytes::from(body[..total / 2].to_vec());
+    let first = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(half) });
+    let mut response = Response::new(Body::from_stream(first.chain(rest)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -51,6 +51,9 @@ pub struct Script {
     pub credits: u32,
     /// Whether result downloads break off.
     pub downloads_break: Breakage,
+    /// Result downloads send half their bytes, then nothing more, with the
+    /// connection held open until the fake stops.
+    pub downloads_stall: bool,
     /// Forgets jobs, so status answers 404 `not_found`.
     pub forgets_jobs: bool,
 }
@@ -67,6 +70,7 @@ impl Default for Script {
             ignored_variations: Vec::new(),
             credits: 50,
             downloads_break: Breakage::Never,
+            downloads_stall: false,
             forgets_jobs: false,
         }
     }
@@ -443,6 +447,9 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
     };
     let attempt = job.downloads.entry(variation).or_insert(0);
     *attempt += 1;
+    if fake.script.downloads_stall {
+        return Ok(super::stalled_download(content_type, bytes));
+    }
     Ok(fake
         .script
         .downloads_break

@@ -1,0 +1,130 @@
+//! The headless front end: `cutout batch`, `cutout providers` and
+//! `cutout health`. It turns arguments into engine commands and engine
+//! events into terminal output (a progress bar and a line per file) or JSON
+//! lines for scripts. Like the window, it never touches job state itself.
+
+mod batch;
+mod info;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, process_env};
+use crate::providers::{HttpClient, ProviderId};
+
+pub use batch::BatchArgs;
+
+/// Exit status when every job finished.
+const EXIT_ALL_DONE: u8 = 0;
+/// Exit status when at least one job failed (the rest still ran).
+const EXIT_SOME_FAILED: u8 = 1;
+/// Exit status for bad usage or configuration; nothing was sent anywhere.
+const EXIT_USAGE: u8 = 2;
+/// Exit status after Ctrl-C, as shells expect (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cutout",
+    version,
+    about = "Remove backgrounds from batches of images and videos",
+    after_help = "Keys: CUTOUT_<PROVIDER>_KEY (Uploadcare: CUTOUT_UPLOADCARE_PUBLIC_KEY and \
+                  CUTOUT_UPLOADCARE_SECRET_KEY). Base URLs: CUTOUT_<PROVIDER>_URL. \
+                  Run `cutout providers` to see what is configured."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Remove backgrounds from many files, folders or URLs in one go.
+    #[command(
+        after_help = "Exit status: 0 all jobs done; 1 one or more jobs failed (the rest still \
+                            finished); 2 bad usage or configuration; 130 cancelled with Ctrl-C."
+    )]
+    Batch(BatchArgs),
+    /// List providers, their models and options, and whether a key is set.
+    Providers {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the providers that have a health endpoint.
+    Health {
+        /// Check only this provider.
+        #[arg(value_name = "ID")]
+        provider: Option<ProviderId>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A problem with the arguments or configuration: reported, exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+impl From<config::ConfigError> for UsageError {
+    fn from(error: config::ConfigError) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+impl UsageError {
+    fn new(message: impl Into<String>) -> Self {
+        UsageError(message.into())
+    }
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let outcome = match cli.command {
+        None => {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            return ExitCode::SUCCESS;
+        }
+        Some(CliCommand::Providers { json }) => info::print_providers(json),
+        Some(CliCommand::Health { provider, json }) => {
+            runtime().and_then(|rt| rt.block_on(info::health(provider, json)))
+        }
+        Some(CliCommand::Batch(args)) => runtime().and_then(|rt| rt.block_on(batch::batch(args))),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOUT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError::new(format!("cannot start the async runtime: {e}")))
+}
+
+fn http_client() -> Result<HttpClient, UsageError> {
+    let policy = config::retry_policy(&process_env)?;
+    HttpClient::new(policy).map_err(|e| UsageError::new(e.to_string()))
+}
