@@ -16,6 +16,10 @@ use crate::providers::{ProviderId, RetryPolicy};
 /// A variable lookup: `std::env::var` in production, a map in tests.
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// A variable lookup that can be shared across threads and kept: what the
+/// window and key stores hold.
+pub type SharedLookup = std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Reads the real process environment, ignoring empty values.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

@@ -8,3 +8,4 @@ pub mod imaging;
 pub mod jobs;
 pub mod providers;
 pub mod secrets;
+pub mod ui;

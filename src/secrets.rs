@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::config::SharedLookup;
 use crate::providers::ProviderId;
 
 /// Why a key store could not answer.
@@ -39,8 +41,25 @@ pub trait KeyStore: Send + Sync {
 
 /// Keys from environment variables named by each provider's
 /// [`CredentialSpec::env_var`](crate::providers::CredentialSpec::env_var).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EnvKeys;
+/// Variables are read through a lookup function, so the window's tests can
+/// give it a fake environment.
+#[derive(Clone)]
+pub struct EnvKeys {
+    lookup: SharedLookup,
+}
+
+impl Default for EnvKeys {
+    fn default() -> Self {
+        EnvKeys::new(Arc::new(|name: &str| std::env::var(name).ok()))
+    }
+}
+
+impl EnvKeys {
+    /// Reads variables through `lookup`.
+    pub fn new(lookup: SharedLookup) -> Self {
+        EnvKeys { lookup }
+    }
+}
 
 impl KeyStore for EnvKeys {
     fn name(&self) -> &'static str {
@@ -60,10 +79,54 @@ impl KeyStore for EnvKeys {
         else {
             return Ok(None);
         };
-        Ok(std::env::var(spec.env_var)
-            .ok()
+        Ok((self.lookup)(spec.env_var)
             .filter(|v| !v.trim().is_empty())
             .map(|v| SecretString::from(v.trim().to_owned())))
+    }
+}
+
+/// Keys typed into the window for this session only: held in memory as
+/// secrets and never written anywhere, until the OS keychain store lands.
+#[derive(Default, Clone)]
+pub struct SessionKeys {
+    keys: BTreeMap<(ProviderId, &'static str), SecretString>,
+}
+
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held: Vec<_> = self.keys.keys().collect();
+        f.debug_struct("SessionKeys").field("held", &held).finish()
+    }
+}
+
+impl SessionKeys {
+    /// Remembers a credential for this session.
+    pub fn set(&mut self, provider: ProviderId, credential_id: &'static str, secret: SecretString) {
+        self.keys.insert((provider, credential_id), secret);
+    }
+
+    /// Forgets a credential.
+    pub fn remove(&mut self, provider: ProviderId, credential_id: &str) {
+        self.keys
+            .retain(|(p, c), _| !(*p == provider && *c == credential_id));
+    }
+}
+
+impl KeyStore for SessionKeys {
+    fn name(&self) -> &'static str {
+        "this session"
+    }
+
+    fn get(
+        &self,
+        provider: ProviderId,
+        credential_id: &str,
+    ) -> Result<Option<SecretString>, SecretsError> {
+        Ok(self
+            .keys
+            .iter()
+            .find(|((p, c), _)| *p == provider && *c == credential_id)
+            .map(|(_, secret)| secret.clone()))
     }
 }
 
@@ -87,7 +150,7 @@ impl Keys {
 
     /// What a headless run uses today: the environment only.
     pub fn from_environment() -> Self {
-        Keys::new(vec![Box::new(EnvKeys)])
+        Keys::new(vec![Box::new(EnvKeys::default())])
     }
 
     /// Every credential `provider` declares that some store has, with the

@@ -2,19 +2,17 @@
 //! with Ctrl-C handling.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use url::Url;
 
 use super::report::Report;
 use super::{EXIT_ALL_DONE, EXIT_INTERRUPTED, EXIT_SOME_FAILED, UsageError, http_client};
 use crate::config::{self, process_env};
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::events::OutputSpec;
-use crate::jobs::job::{InputKind, JobInput, MediaKind, media_kind_of_name};
-use crate::jobs::output::PARTIAL_PREFIX;
-use crate::jobs::{Command, Engine, EngineConfig, NewJob};
+use crate::jobs::inputs::{self, Skipped};
+use crate::jobs::{Command, Engine, EngineConfig, JobSettings, NewJob};
 use crate::providers::{self, ProviderConfig, ProviderId, ProviderInfo, ProviderOptions};
 use crate::secrets::Keys;
 
@@ -54,7 +52,7 @@ pub struct BatchArgs {
 struct BatchPlan {
     provider: ProviderId,
     jobs: Vec<NewJob>,
-    skipped: Vec<(PathBuf, String)>,
+    skipped: Vec<Skipped>,
     out_dir: PathBuf,
 }
 
@@ -73,22 +71,22 @@ fn plan_batch(args: &BatchArgs) -> Result<BatchPlan, UsageError> {
             args.out.display()
         ))
     })?;
-    let output = OutputSpec {
-        dir: out_dir.clone(),
-        format,
-        background: args.bg.unwrap_or_default(),
+    let settings = JobSettings {
+        provider: info.id,
+        model,
+        options,
+        output: OutputSpec {
+            dir: out_dir.clone(),
+            format,
+            background: args.bg.unwrap_or_default(),
+        },
     };
     let mut jobs = Vec::new();
     let mut skipped = Vec::new();
     for raw in &args.inputs {
-        for input in expand_input(raw, info, &out_dir, &mut skipped)? {
-            jobs.push(NewJob {
-                input,
-                provider: info.id,
-                model: model.clone(),
-                options: options.clone(),
-                output: output.clone(),
-            });
+        for input in inputs::expand(raw, Some(info), Some(&out_dir), &mut skipped)? {
+            let settings = settings.clone();
+            jobs.push(NewJob { input, settings });
         }
     }
     if jobs.is_empty() {
@@ -157,86 +155,6 @@ fn output_format(
         ));
     }
     Ok(Some(format))
-}
-
-/// Turns one argument into inputs: a URL, a file, or every acceptable file
-/// under a folder. Files a folder holds that the provider cannot take are
-/// listed in `skipped` with the reason.
-fn expand_input(
-    raw: &str,
-    info: &ProviderInfo,
-    out_dir: &Path,
-    skipped: &mut Vec<(PathBuf, String)>,
-) -> Result<Vec<JobInput>, UsageError> {
-    let lower = raw.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        let url = Url::parse(raw)
-            .map_err(|e| UsageError::new(format!("not a valid URL ({e}): {raw}")))?;
-        return Ok(vec![JobInput::Url(url)]);
-    }
-    if let Some((scheme, _)) = raw.split_once(':')
-        && scheme.len() > 1
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        && !Path::new(raw).exists()
-    {
-        return Err(UsageError::new(format!(
-            "only http(s) URLs are supported, not `{scheme}:`: {raw}"
-        )));
-    }
-    let path = std::path::absolute(raw).map_err(|e| UsageError::new(format!("{e}: {raw}")))?;
-    let metadata = std::fs::metadata(&path)
-        .map_err(|e| UsageError::new(format!("cannot open the input ({e}): {raw}")))?;
-    if !metadata.is_dir() {
-        return Ok(vec![JobInput::File { path, root: None }]);
-    }
-    let mut found = Vec::new();
-    let walker = walkdir::WalkDir::new(&path)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| {
-            let hidden = entry.depth() > 0 && entry.file_name().to_string_lossy().starts_with('.');
-            !hidden && entry.path() != out_dir
-        });
-    for entry in walker {
-        let entry = entry.map_err(|e| UsageError::new(format!("cannot read the folder: {e}")))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy();
-        if name.starts_with(PARTIAL_PREFIX) {
-            continue;
-        }
-        let kind = match media_kind_of_name(&name) {
-            Some(MediaKind::Image) => InputKind::ImageFile,
-            Some(MediaKind::Video) => InputKind::VideoFile,
-            None => {
-                skipped.push((entry.into_path(), "not an image or video".to_owned()));
-                continue;
-            }
-        };
-        if !info.accepts(kind) {
-            let others: Vec<_> = providers::providers_accepting(kind)
-                .iter()
-                .map(|p| p.as_str())
-                .collect();
-            let reason = format!(
-                "{} cannot take {} (use {})",
-                info.id,
-                kind.plural_noun(),
-                others.join(" or ")
-            );
-            skipped.push((entry.into_path(), reason));
-            continue;
-        }
-        found.push(JobInput::File {
-            path: entry.into_path(),
-            root: Some(path.clone()),
-        });
-    }
-    Ok(found)
 }
 
 pub(super) async fn batch(args: BatchArgs) -> Result<u8, UsageError> {
@@ -336,71 +254,5 @@ mod tests {
         let info = ProviderId::Removebg.info();
         assert!(parse_options(info, &["crop".into()]).is_err());
         assert!(parse_options(info, &["crop=true".into(), "crop=false".into()]).is_err());
-    }
-
-    #[test]
-    fn other_url_schemes_are_refused() {
-        let mut skipped = Vec::new();
-        let info = ProviderId::Removebg.info();
-        let err =
-            expand_input("ftp://host/a.png", info, Path::new("/out"), &mut skipped).unwrap_err();
-        assert!(err.to_string().contains("only http(s)"), "{err}");
-        let err =
-            expand_input("file:///etc/passwd", info, Path::new("/out"), &mut skipped).unwrap_err();
-        assert!(err.to_string().contains("only http(s)"), "{err}");
-    }
-
-    #[test]
-    fn a_folder_scan_skips_non_images_hidden_files_and_the_output_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("shots");
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::create_dir_all(root.join("cutout-output")).unwrap();
-        for name in [
-            "a.jpg",
-            "sub/b.PNG",
-            "notes.pdf",
-            ".hidden.png",
-            "cutout-output/a.png",
-            "clip.mp4",
-        ] {
-            std::fs::write(root.join(name), b"x").unwrap();
-        }
-        let mut skipped = Vec::new();
-        let info = ProviderId::Removebg.info();
-        let found = expand_input(
-            root.to_str().unwrap(),
-            info,
-            &root.join("cutout-output"),
-            &mut skipped,
-        )
-        .unwrap();
-        let names: Vec<_> = found
-            .iter()
-            .map(|i| match i {
-                JobInput::File { path, .. } => {
-                    path.strip_prefix(&root).unwrap().display().to_string()
-                }
-                JobInput::Url(_) => unreachable!(),
-            })
-            .collect();
-        assert_eq!(names, ["a.jpg", "sub/b.PNG"]);
-        let reasons: Vec<_> = skipped
-            .iter()
-            .map(|(p, r)| {
-                (
-                    p.file_name().unwrap().to_string_lossy().into_owned(),
-                    r.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(
-            reasons
-                .iter()
-                .any(|(n, r)| n == "clip.mp4" && r.contains("removebgvideo")),
-            "{reasons:?}"
-        );
-        assert!(reasons.iter().any(|(n, _)| n == "notes.pdf"));
     }
 }

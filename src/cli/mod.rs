@@ -31,14 +31,20 @@ const EXIT_INTERRUPTED: u8 = 130;
     name = "cutout",
     version,
     about = "Remove backgrounds from batches of images and videos",
+    long_about = "Remove backgrounds from batches of images and videos. Without a \
+                  subcommand, opens the Cutout window with the given files queued.",
+    args_conflicts_with_subcommands = true,
     after_help = "Keys: CUTOUT_<PROVIDER>_KEY (Uploadcare: CUTOUT_UPLOADCARE_PUBLIC_KEY and \
                   CUTOUT_UPLOADCARE_SECRET_KEY). Base URLs: CUTOUT_<PROVIDER>_URL. \
                   Run `cutout providers` to see what is configured."
 )]
 pub struct Cli {
-    /// What to do.
+    /// What to do; none opens the window.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
+    /// Images, videos or folders to queue in the window.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// The subcommands.
@@ -78,6 +84,12 @@ impl From<config::ConfigError> for UsageError {
     }
 }
 
+impl From<crate::jobs::inputs::InputError> for UsageError {
+    fn from(error: crate::jobs::inputs::InputError) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
 impl UsageError {
     fn new(message: impl Into<String>) -> Self {
         UsageError(message.into())
@@ -89,10 +101,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let outcome = match cli.command {
-        None => {
-            let _ = <Cli as clap::CommandFactory>::command().print_help();
-            return ExitCode::SUCCESS;
-        }
+        None => return open_window(cli.files),
         Some(CliCommand::Providers { json }) => info::print_providers(json),
         Some(CliCommand::Health { provider, json }) => {
             runtime().and_then(|rt| rt.block_on(info::health(provider, json)))
@@ -103,6 +112,20 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Opens the desktop window; a window that cannot open (no display) is a
+/// configuration problem, reported like one.
+fn open_window(files: Vec<std::path::PathBuf>) -> ExitCode {
+    match crate::ui::run(crate::ui::Startup::from_process(files)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open the Cutout window ({e}); for headless use, see `cutout batch --help`"
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::jobs::Event;
+use crate::jobs::inputs::Skipped;
 use crate::jobs::job::{Job, JobId, JobInput, JobState};
 
 /// How a batch ended.
@@ -80,8 +81,8 @@ impl Report {
         }
     }
 
-    pub(super) fn skipped(&self, skipped: &[(PathBuf, String)]) {
-        for (path, reason) in skipped {
+    pub(super) fn skipped(&self, skipped: &[Skipped]) {
+        for Skipped { path, reason } in skipped {
             if self.json {
                 self.line(
                     &json!({"event": "skipped", "input": path, "reason": reason}).to_string(),

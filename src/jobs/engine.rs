@@ -15,12 +15,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::imaging::{self, ImagingError};
-use crate::jobs::events::{Command, Event, NewJob, OutputSpec};
+use crate::jobs::events::{Command, Event, JobSettings, NewJob, OutputSpec};
 use crate::jobs::job::{InputKind, Job, JobId, JobInput, JobState, Transition};
 use crate::jobs::output::{PendingOutput, output_dir_for};
 use crate::providers::{
     AssetSource, HttpClient, JobReporter, JobRequest, JobResult, PollStatus, Provider,
-    ProviderError, ProviderId, ProviderInfo, ResultAsset, Submission, providers_accepting,
+    ProviderError, ProviderId, ProviderInfo, ResultAsset, Submission, refusal,
 };
 
 /// How often a remote job is polled.
@@ -94,17 +94,38 @@ impl JobError {
     }
 }
 
+/// Called after every published event, so a window that sleeps between
+/// frames wakes up to show it (the UI passes `request_repaint`).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Sends commands to the engine; cheap to clone, so every panel of a UI can
+/// hold one.
+#[derive(Debug, Clone)]
+pub struct CommandSender(mpsc::UnboundedSender<Command>);
+
+impl CommandSender {
+    /// Sends a command; ignored if the engine has stopped.
+    pub fn send(&self, command: Command) {
+        let _ = self.0.send(command);
+    }
+}
+
 /// A front end's connection to a running engine.
 #[derive(Debug)]
 pub struct EngineHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     events: mpsc::UnboundedReceiver<Event>,
 }
 
 impl EngineHandle {
     /// Sends a command; ignored if the engine has stopped.
     pub fn send(&self, command: Command) {
-        let _ = self.commands.send(command);
+        self.commands.send(command);
+    }
+
+    /// A sender to hand to the parts of a front end that issue commands.
+    pub fn sender(&self) -> CommandSender {
+        self.commands.clone()
     }
 
     /// Waits for the next event; `None` once the engine has stopped.
@@ -127,6 +148,9 @@ struct ProviderSlot {
 struct Entry {
     job: Job,
     spec: NewJob,
+    /// Whether the job has ever been handed to its provider; until then its
+    /// settings may still change.
+    started: bool,
     /// Set while a task runs the job.
     cancel: Option<CancellationToken>,
     /// The provider fully accepted the job during the current run (its
@@ -160,6 +184,7 @@ pub struct Engine {
     next_id: u64,
     running_tasks: usize,
     events: mpsc::UnboundedSender<Event>,
+    waker: Waker,
     updates_tx: mpsc::UnboundedSender<(JobId, Update)>,
 }
 
@@ -171,43 +196,50 @@ impl Engine {
         http: HttpClient,
         config: EngineConfig,
     ) -> EngineHandle {
+        Engine::spawn_with_waker(providers, http, config, Arc::new(|| {}))
+    }
+
+    /// [`spawn`](Self::spawn), calling `waker` after every event it
+    /// publishes.
+    pub fn spawn_with_waker(
+        providers: Vec<Arc<dyn Provider>>,
+        http: HttpClient,
+        config: EngineConfig,
+        waker: Waker,
+    ) -> EngineHandle {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (updates_tx, updates_rx) = mpsc::unbounded_channel();
-        let providers = providers
-            .into_iter()
-            .map(|provider| {
-                let info = provider.info();
-                let limit = config
-                    .concurrency
-                    .get(&info.id)
-                    .copied()
-                    .unwrap_or(info.default_concurrency)
-                    .max(1);
-                (
-                    info.id,
-                    ProviderSlot {
-                        provider,
-                        limit: Arc::new(Semaphore::new(limit)),
-                    },
-                )
-            })
-            .collect();
-        let engine = Engine {
-            providers,
+        let mut engine = Engine {
+            providers: BTreeMap::new(),
             config,
             http,
             jobs: BTreeMap::new(),
             next_id: 1,
             running_tasks: 0,
             events: events_tx,
+            waker,
             updates_tx,
         };
+        for provider in providers {
+            engine.set_provider(provider, None);
+        }
         tokio::spawn(engine.run(commands_rx, updates_rx));
         EngineHandle {
-            commands: commands_tx,
+            commands: CommandSender(commands_tx),
             events: events_rx,
         }
+    }
+
+    fn set_provider(&mut self, provider: Arc<dyn Provider>, concurrency: Option<usize>) {
+        let info = provider.info();
+        let limit = concurrency
+            .or_else(|| self.config.concurrency.get(&info.id).copied())
+            .unwrap_or(info.default_concurrency)
+            .max(1);
+        let limit = Arc::new(Semaphore::new(limit));
+        self.providers
+            .insert(info.id, ProviderSlot { provider, limit });
     }
 
     async fn run(
@@ -236,6 +268,18 @@ impl Engine {
 
     fn handle(&mut self, command: Command) {
         match command {
+            Command::SetProvider {
+                provider,
+                concurrency,
+            } => self.set_provider(provider, concurrency),
+            Command::UnsetProvider(id) => {
+                self.providers.remove(&id);
+            }
+            Command::Reconfigure { ids, settings } => {
+                for id in ids {
+                    self.reconfigure(id, &settings);
+                }
+            }
             Command::Add(new_jobs) => {
                 for spec in new_jobs {
                     self.add(spec);
@@ -276,89 +320,107 @@ impl Engine {
     fn add(&mut self, spec: NewJob) {
         let id = JobId(self.next_id);
         self.next_id += 1;
-        let info = spec.provider.info();
-        let kind = spec.input.kind(info.takes_only_video());
+        let settings = &spec.settings;
+        let kind = spec.input.kind(settings.provider.info().takes_only_video());
         let job = Job {
             id,
             input: spec.input.clone(),
             kind,
-            provider: spec.provider,
-            model: spec.model.clone(),
+            provider: settings.provider,
+            model: settings.model.clone(),
             remote_id: None,
             state: JobState::Queued,
             credits_charged: None,
             warnings: Vec::new(),
         };
-        let rejection = self.rejection(&spec, kind);
-        self.jobs.insert(
-            id,
-            Entry {
-                job: job.clone(),
-                spec,
-                cancel: None,
-                accepted: false,
-                resumable: false,
-            },
-        );
+        let rejection = rejection(&spec, kind);
+        let entry = Entry {
+            job: job.clone(),
+            spec,
+            started: false,
+            cancel: None,
+            accepted: false,
+            resumable: false,
+        };
+        self.jobs.insert(id, entry);
         self.publish(Event::Added(job));
         if let Some(reason) = rejection {
+            let error = reason.to_string();
             self.transition(
                 id,
                 Transition::Fail {
-                    error: reason.to_string(),
+                    error,
                     retryable: false,
                 },
             );
         }
     }
 
-    /// Why a job can never run as asked, if it cannot.
-    fn rejection(&self, spec: &NewJob, kind: Option<InputKind>) -> Option<JobError> {
-        let info = spec.provider.info();
-        let Some(kind) = kind else {
-            return Some(JobError::Unsupported(format!(
-                "not an image or video Cutout can send: {}",
-                spec.input.display_name()
-            )));
+    /// Gives a job that has not started new settings, checking them again.
+    fn reconfigure(&mut self, id: JobId, settings: &JobSettings) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
         };
-        if !info.accepts(kind) {
-            let others: Vec<_> = providers_accepting(kind)
-                .iter()
-                .map(|p| p.as_str())
-                .collect();
-            return Some(JobError::Unsupported(format!(
-                "{} cannot take {}; use {} instead",
-                info.id,
-                kind.plural_noun(),
-                others.join(" or ")
-            )));
+        // Queued jobs, and jobs refused when added (failed without ever
+        // starting); a job the user cancelled stays cancelled.
+        let refused = matches!(entry.job.state, JobState::Failed { .. });
+        let waiting = entry.job.state == JobState::Queued || refused;
+        if entry.started || !waiting || entry.spec.settings == *settings {
+            return;
         }
-        if let Err(why) = info
-            .check_model(&spec.model)
-            .and_then(|()| info.check_options(&spec.options))
-        {
-            return Some(JobError::Unsupported(why));
+        entry.spec.settings = settings.clone();
+        entry.job.provider = settings.provider;
+        entry.job.model = settings.model.clone();
+        entry.job.kind = entry
+            .spec
+            .input
+            .kind(settings.provider.info().takes_only_video());
+        let rejection = rejection(&entry.spec, entry.job.kind);
+        if refused {
+            // A refused job gets a fresh chance under the new settings.
+            entry.job.state = JobState::Queued;
         }
-        if !self.providers.contains_key(&spec.provider) {
-            return Some(JobError::Unsupported(format!(
-                "{} is not set up",
-                info.name
-            )));
+        let job = entry.job.clone();
+        self.publish(Event::Changed(job));
+        if let Some(reason) = rejection {
+            let error = reason.to_string();
+            self.transition(
+                id,
+                Transition::Fail {
+                    error,
+                    retryable: false,
+                },
+            );
         }
-        None
     }
 
     fn schedule(&mut self, id: JobId) {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
-        let Some(slot) = self.providers.get(&entry.job.provider) else {
-            return;
-        };
         let Some(kind) = entry.job.kind else { return };
         if entry.job.state != JobState::Queued || entry.cancel.is_some() {
             return;
         }
+        let settings = &entry.spec.settings;
+        let Some(slot) = self.providers.get(&settings.provider) else {
+            let info = settings.provider.info();
+            let variables: Vec<_> = info.credentials.iter().map(|c| c.env_var).collect();
+            let error = format!(
+                "{} is not set up: add its key in Settings (or set {})",
+                info.name,
+                variables.join(" and ")
+            );
+            self.transition(
+                id,
+                Transition::Fail {
+                    error,
+                    retryable: false,
+                },
+            );
+            return;
+        };
+        entry.started = true;
         let token = CancellationToken::new();
         entry.cancel = Some(token.clone());
         let resume_from = if entry.resumable {
@@ -375,11 +437,11 @@ impl Engine {
             request: JobRequest {
                 input: entry.spec.input.clone(),
                 kind,
-                model: entry.spec.model.clone(),
-                options: entry.spec.options.clone(),
-                background: entry.spec.output.background,
+                model: settings.model.clone(),
+                options: settings.options.clone(),
+                background: settings.output.background,
             },
-            output: entry.spec.output.clone(),
+            output: settings.output.clone(),
             resume_from,
             poll: self.config.poll.clone(),
             http: self.http.clone(),
@@ -469,8 +531,32 @@ impl Engine {
     }
 
     fn publish(&self, event: Event) {
-        let _ = self.events.send(event);
+        if self.events.send(event).is_ok() {
+            (self.waker)();
+        }
     }
+}
+
+/// Why a job can never run as asked, if it cannot.
+fn rejection(spec: &NewJob, kind: Option<InputKind>) -> Option<JobError> {
+    let settings = &spec.settings;
+    let info = settings.provider.info();
+    let Some(kind) = kind else {
+        return Some(JobError::Unsupported(format!(
+            "not an image or video Cutout can send: {}",
+            spec.input.display_name()
+        )));
+    };
+    if let Some(reason) = refusal(info, kind) {
+        return Some(JobError::Unsupported(reason));
+    }
+    if let Err(why) = info
+        .check_model(&settings.model)
+        .and_then(|()| info.check_options(&settings.options))
+    {
+        return Some(JobError::Unsupported(why));
+    }
+    None
 }
 
 /// Everything one job's task needs; it owns no shared state.
@@ -763,6 +849,7 @@ mod tests {
 
     /// A provider whose answers are scripted, to pin the engine's own rules
     /// (resume, concurrency) without any HTTP in between.
+    #[derive(Debug)]
     struct Scripted {
         info: &'static ProviderInfo,
         submits: AtomicUsize,
@@ -880,13 +967,15 @@ mod tests {
                 path: input,
                 root: None,
             },
-            provider: ProviderId::Removit,
-            model: "removit".into(),
-            options: Default::default(),
-            output: OutputSpec {
-                dir: dir.join("out"),
-                format: Some(OutputFormat::Png),
-                background: Background::Transparent,
+            settings: JobSettings {
+                provider: ProviderId::Removit,
+                model: "removit".into(),
+                options: Default::default(),
+                output: OutputSpec {
+                    dir: dir.join("out"),
+                    format: Some(OutputFormat::Png),
+                    background: Background::Transparent,
+                },
             },
         }
     }
@@ -998,6 +1087,59 @@ mod tests {
         };
         assert!(error.contains("removebgvideo"), "{error}");
         assert!(!retryable);
+        assert_eq!(provider.submits.load(Ordering::SeqCst), 0);
+    }
+
+    async fn next_change(handle: &mut EngineHandle) -> Job {
+        loop {
+            if let Some(Event::Changed(job)) = handle.next_event().await {
+                return job;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_input_can_move_to_a_provider_that_takes_it_before_it_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let mut job = new_job(dir.path(), "clip.mp4");
+        job.input = JobInput::Url(Url::parse("https://media.test/clip.mp4").unwrap());
+        let mut video = job.settings.clone();
+        handle.send(Command::Add(vec![job]));
+        assert!(matches!(
+            next_change(&mut handle).await.state,
+            JobState::Failed { .. }
+        ));
+
+        video.provider = ProviderId::Removebgvideo;
+        video.model = "original".into();
+        handle.send(Command::Reconfigure {
+            ids: vec![JobId(1)],
+            settings: video,
+        });
+        let moved = next_change(&mut handle).await;
+        assert_eq!(moved.state, JobState::Queued);
+        assert_eq!(moved.provider, ProviderId::Removebgvideo);
+        assert_eq!(moved.kind, Some(InputKind::VideoUrl));
+    }
+
+    #[tokio::test]
+    async fn starting_a_job_for_a_provider_without_a_key_fails_saying_how_to_add_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let mut job = new_job(dir.path(), "a.png");
+        job.settings.provider = ProviderId::Removebg;
+        job.settings.model = "auto".into();
+        handle.send(Command::Add(vec![job]));
+        handle.send(Command::Start);
+        let failed = next_change(&mut handle).await;
+        let JobState::Failed { error, .. } = failed.state else {
+            panic!("{failed:?}")
+        };
+        assert!(error.contains("not set up"), "{error}");
+        assert!(error.contains("CUTOUT_REMOVEBG_KEY"), "{error}");
         assert_eq!(provider.submits.load(Ordering::SeqCst), 0);
     }
 }

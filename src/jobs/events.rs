@@ -6,13 +6,24 @@ use std::path::PathBuf;
 
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::job::{Job, JobId, JobInput};
-use crate::providers::{ProviderId, ProviderOptions};
+use std::sync::Arc;
+
+use crate::providers::{Provider, ProviderId, ProviderOptions};
 
 /// A job to add: one input and how to process and save it.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// Where the input comes from.
     pub input: JobInput,
+    /// Which provider runs it, and how its results are saved.
+    pub settings: JobSettings,
+}
+
+/// How a job is processed and saved. A front end may change it for jobs that
+/// have not started yet ([`Command::Reconfigure`]), so a user can drop files
+/// first and pick the provider afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSettings {
     /// Which provider runs it.
     pub provider: ProviderId,
     /// One of the provider's models.
@@ -38,6 +49,18 @@ pub struct OutputSpec {
 /// What front ends ask of the engine.
 #[derive(Debug, Clone)]
 pub enum Command {
+    /// Makes a provider available (or replaces its client, after a key or
+    /// base URL changed) with this many jobs in flight at once; `None` uses
+    /// the provider's default. Jobs already running keep the old client.
+    SetProvider {
+        /// The client.
+        provider: Arc<dyn Provider>,
+        /// Jobs in flight at once.
+        concurrency: Option<usize>,
+    },
+    /// Forgets a provider (its key was deleted); its queued jobs fail when
+    /// started, saying it is not set up.
+    UnsetProvider(ProviderId),
     /// Adds jobs to the queue; they wait for [`Command::Start`]. Inputs the
     /// provider cannot take are added as failed, with the reason.
     Add(Vec<NewJob>),
@@ -54,6 +77,15 @@ pub enum Command {
     Retry(JobId),
     /// Drops a job from the queue, cancelling it first if needed.
     Remove(JobId),
+    /// Changes the settings of jobs that have not started: queued ones, and
+    /// ones refused when added (their input kind is checked again, so a
+    /// video refused by an image provider can move to a video provider).
+    Reconfigure {
+        /// The jobs; started ones are left as they are.
+        ids: Vec<JobId>,
+        /// The new settings.
+        settings: JobSettings,
+    },
 }
 
 /// What the engine reports. Every job event carries the whole job, so it has

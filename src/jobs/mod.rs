@@ -4,9 +4,10 @@
 
 pub mod engine;
 pub mod events;
+pub mod inputs;
 pub mod job;
 pub mod output;
 
-pub use engine::{Engine, EngineConfig, EngineHandle, PollPolicy};
-pub use events::{Command, Event, NewJob};
+pub use engine::{CommandSender, Engine, EngineConfig, EngineHandle, PollPolicy, Waker};
+pub use events::{Command, Event, JobSettings, NewJob, OutputSpec};
 pub use job::{InputKind, Job, JobId, JobInput, JobState, Transition};

@@ -67,9 +67,16 @@ impl PendingOutput {
     /// the final rename stays on one file system and is atomic.
     pub fn create(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let file = tempfile::Builder::new()
-            .prefix(PARTIAL_PREFIX)
-            .tempfile_in(dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(PARTIAL_PREFIX);
+        // Temporary files are private (0600) by default; results are the
+        // user's ordinary files, so they get the usual mode the umask allows.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let file = builder.tempfile_in(dir)?;
         Ok(PendingOutput {
             file,
             dir: dir.to_owned(),
@@ -162,6 +169,17 @@ mod tests {
             b"precious"
         );
         assert_eq!(std::fs::read(&written).unwrap(), b"new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn results_are_ordinary_files_readable_by_others_not_private_temp_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pending = PendingOutput::create(dir.path()).unwrap();
+        let written = pending.commit("a", None, "png").unwrap();
+        let mode = std::fs::metadata(written).unwrap().permissions().mode();
+        assert_eq!(mode & 0o044, 0o044, "{mode:o}");
     }
 
     #[test]

@@ -272,6 +272,24 @@ impl ProviderInfo {
     }
 }
 
+/// Why `info` cannot take inputs of `kind`, naming the providers that can;
+/// `None` when it can.
+pub fn refusal(info: &ProviderInfo, kind: InputKind) -> Option<String> {
+    if info.accepts(kind) {
+        return None;
+    }
+    let others: Vec<_> = providers_accepting(kind)
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    Some(format!(
+        "{} cannot take {}; use {} instead",
+        info.id,
+        kind.plural_noun(),
+        others.join(" or ")
+    ))
+}
+
 /// Every provider that can take `kind`, for "use … instead" messages.
 pub fn providers_accepting(kind: InputKind) -> Vec<ProviderId> {
     ProviderId::ALL
@@ -501,7 +519,7 @@ pub struct HealthReport {
 /// A background-removal service. Implementations are real clients of the
 /// contracts in PROVIDERS.md; each keeps its wire types private.
 #[async_trait]
-pub trait Provider: Send + Sync {
+pub trait Provider: Send + Sync + fmt::Debug {
     /// What it offers and accepts.
     fn info(&self) -> &'static ProviderInfo;
 

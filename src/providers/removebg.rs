@@ -339,7 +339,8 @@ fn describe(error: WireError) -> Option<String> {
         present(error.detail),
     );
     let head = match (title, detail) {
-        (Some(title), Some(detail)) => format!("{title}: {detail}"),
+        (Some(title), Some(detail)) if title != detail => format!("{title}: {detail}"),
+        (Some(text), Some(_)) => text,
         (Some(text), None) | (None, Some(text)) => text,
         (None, None) => return code,
     };

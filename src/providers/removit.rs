@@ -300,6 +300,7 @@ fn error_message(body: &[u8]) -> Option<String> {
 }
 
 /// A client of one removit account.
+#[derive(Debug)]
 pub struct Removit {
     http: HttpClient,
     base: Url,

@@ -506,6 +506,7 @@ fn parse_file_info(body: &[u8]) -> Result<Option<Url>, ProviderError> {
 }
 
 /// A client of one Uploadcare project.
+#[derive(Debug)]
 pub struct Uploadcare {
     http: HttpClient,
     api_url: Url,

@@ -1,0 +1,603 @@
+//! The window's top level: owns the engine connection, drains its events into
+//! the view model each frame within a small time budget, lays out the panels
+//! and turns keyboard shortcuts, drops and pastes into commands.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui::{Key, KeyboardShortcut, Modifiers, RichText};
+
+use crate::config;
+use crate::jobs::inputs::Skipped;
+use crate::jobs::job::{JobId, JobState};
+use crate::jobs::{
+    Command, CommandSender, Engine, EngineConfig, EngineHandle, JobSettings, NewJob,
+};
+use crate::providers::{HttpClient, ProviderId};
+use crate::ui::form::{FormAction, JobForm};
+use crate::ui::intake::{Intake, IntakeWorker};
+use crate::ui::preview::PreviewPanel;
+use crate::ui::queue::{QueuePanel, status_bar_ui};
+use crate::ui::selection::Selection;
+use crate::ui::settings::{Preferences, SettingsWindow};
+use crate::ui::setup::{Env, ProviderSetup};
+use crate::ui::view_model::QueueView;
+
+/// How long one frame may spend applying engine events; the rest wait for
+/// the next frame, so a flood of events never makes the window stutter.
+const EVENT_BUDGET: Duration = Duration::from_millis(4);
+
+/// How often to redraw while jobs run, so elapsed times tick.
+const TICK_WHILE_BUSY: Duration = Duration::from_millis(250);
+
+/// What the window starts with.
+pub struct Startup {
+    /// Files given on the command line (`cutout a.jpg b.png`).
+    pub files: Vec<PathBuf>,
+    /// How to read environment variables: the process's in the app, a
+    /// fake in tests.
+    pub env: Env,
+    /// The output folder to start with instead of the default one.
+    pub out_dir: Option<PathBuf>,
+}
+
+impl Startup {
+    /// The real process environment and the given files.
+    pub fn from_process(files: Vec<PathBuf>) -> Self {
+        Startup {
+            files,
+            env: Arc::new(config::process_env),
+            out_dir: None,
+        }
+    }
+}
+
+/// A message shown above the queue until dismissed.
+#[derive(Debug, Clone, PartialEq)]
+struct Notice {
+    text: String,
+    details: Vec<String>,
+}
+
+/// The Cutout window.
+pub struct CutoutApp {
+    /// Runs the engine; held so it lives as long as the window. Dropping it
+    /// drops every job task, which deletes partial outputs.
+    _runtime: tokio::runtime::Runtime,
+    engine: EngineHandle,
+    commands: CommandSender,
+    queue: QueueView,
+    selection: Selection,
+    form: JobForm,
+    /// The settings last applied to unstarted jobs.
+    applied: Option<JobSettings>,
+    setup: ProviderSetup,
+    prefs: Preferences,
+    /// The default output folder the form was last given, so a new default
+    /// from Settings reaches the form unless the user chose another folder.
+    default_out_dir: PathBuf,
+    intake: IntakeWorker,
+    queue_panel: QueuePanel,
+    preview: PreviewPanel,
+    settings: SettingsWindow,
+    url_text: String,
+    notices: Vec<Notice>,
+    title: String,
+}
+
+impl CutoutApp {
+    /// Starts the engine and queues the files given on the command line.
+    /// Fails only when the machine cannot start threads or a TLS client.
+    pub fn new(ctx: &egui::Context, startup: Startup) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cutout-engine")
+            .enable_all()
+            .build()?;
+        let env = startup.env;
+        let lookup = |name: &str| env(name);
+        let mut notices = Vec::new();
+        let retry = config::retry_policy(&lookup).unwrap_or_else(|e| {
+            notices.push(Notice::text(e.to_string()));
+            Default::default()
+        });
+        let poll = config::poll_policy(&lookup).unwrap_or_else(|e| {
+            notices.push(Notice::text(e.to_string()));
+            Default::default()
+        });
+        let http = HttpClient::new(retry)?;
+        let repaint = ctx.clone();
+        let waker = Arc::new(move || repaint.request_repaint());
+        let engine = {
+            let _inside = runtime.enter();
+            let config = EngineConfig {
+                poll,
+                ..EngineConfig::default()
+            };
+            Engine::spawn_with_waker(Vec::new(), http.clone(), config, waker)
+        };
+        let commands = engine.sender();
+        let setup = ProviderSetup::new(Arc::clone(&env), http, commands.clone());
+        let mut prefs = Preferences::default();
+        if let Some(dir) = startup.out_dir {
+            prefs.default_out_dir = dir;
+        }
+        let provider = ProviderId::ALL
+            .into_iter()
+            .find(|id| setup.status(*id).is_ready())
+            .unwrap_or(ProviderId::Removebg);
+        let form = JobForm::new(provider, prefs.default_out_dir.clone());
+        let default_out_dir = prefs.default_out_dir.clone();
+        let wake = ctx.clone();
+        let mut intake = IntakeWorker::new(move || wake.request_repaint());
+        intake.add_paths(startup.files);
+        Ok(CutoutApp {
+            _runtime: runtime,
+            engine,
+            commands,
+            queue: QueueView::default(),
+            selection: Selection::default(),
+            form,
+            applied: None,
+            setup,
+            prefs,
+            default_out_dir,
+            intake,
+            queue_panel: QueuePanel::new(),
+            preview: PreviewPanel::new(),
+            settings: SettingsWindow::default(),
+            url_text: String::new(),
+            notices,
+            title: String::new(),
+        })
+    }
+
+    /// Applies waiting engine events, at most [`EVENT_BUDGET`] per frame.
+    fn drain_events(&mut self, ctx: &egui::Context) {
+        let started = Instant::now();
+        let now = Instant::now();
+        while let Some(event) = self.engine.try_next_event() {
+            if let Some(removed) = self.queue.apply(event, now) {
+                self.selection.forget(removed);
+                self.queue_panel.forget(removed);
+                self.preview.forget(removed);
+            }
+            if started.elapsed() > EVENT_BUDGET {
+                ctx.request_repaint();
+                break;
+            }
+        }
+    }
+
+    /// Queues what the intake worker found and lists what it skipped.
+    fn receive_intake(&mut self) {
+        for intake in self.intake.drain() {
+            self.accept(intake);
+        }
+    }
+
+    fn accept(&mut self, intake: Intake) {
+        let Intake {
+            inputs,
+            skipped,
+            problems,
+        } = intake;
+        if !skipped.is_empty() {
+            self.notices.push(Notice::skipped(&skipped));
+        }
+        for problem in problems {
+            self.notices.push(Notice::text(problem));
+        }
+        if inputs.is_empty() {
+            return;
+        }
+        // Jobs are added with the current choices; invalid choices still
+        // queue the work, and Start stays disabled until they are fixed.
+        let settings = self
+            .form
+            .settings()
+            .or_else(|_| self.form_fallback_settings());
+        let Ok(settings) = settings else { return };
+        let jobs = inputs
+            .into_iter()
+            .map(|input| NewJob {
+                input,
+                settings: settings.clone(),
+            })
+            .collect();
+        self.commands.send(Command::Add(jobs));
+    }
+
+    /// Settings for queuing while the form is mid-edit (say, JPEG chosen but
+    /// no colour yet): the same provider and model with PNG output.
+    fn form_fallback_settings(&self) -> Result<JobSettings, String> {
+        let mut settings =
+            JobForm::new(self.form.provider, self.form.out_dir.clone()).settings()?;
+        settings.model = self.form.model().to_owned();
+        Ok(settings)
+    }
+
+    /// Keeps unstarted jobs on the provider and output the user now shows,
+    /// so "drop, then pick, then Start" works.
+    fn apply_form_to_unstarted(&mut self) {
+        let Ok(settings) = self.form.settings() else {
+            return;
+        };
+        if self.applied.as_ref() == Some(&settings) {
+            return;
+        }
+        let ids = self.queue.ids_where(|row| row.started_at.is_none());
+        if !ids.is_empty() {
+            self.commands.send(Command::Reconfigure {
+                ids,
+                settings: settings.clone(),
+            });
+        }
+        self.applied = Some(settings);
+    }
+
+    fn start(&mut self) {
+        if self.form.settings().is_ok() {
+            self.apply_form_to_unstarted();
+            self.commands.send(Command::Start);
+        }
+    }
+
+    fn retry_failed(&self) {
+        let failed = self.queue.ids_where(|row| {
+            matches!(row.job.state, JobState::Failed { .. } | JobState::Cancelled)
+        });
+        for id in failed {
+            self.commands.send(Command::Retry(id));
+        }
+    }
+
+    fn remove_selected(&mut self) {
+        for id in self.selection.ids() {
+            self.commands.send(Command::Remove(id));
+        }
+    }
+
+    fn queue_order(&self) -> Vec<JobId> {
+        self.queue.rows().iter().map(|r| r.job.id).collect()
+    }
+
+    /// Keyboard shortcuts that act on the whole window. They yield to text
+    /// fields: Enter in the URL box adds URLs instead of starting.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let typing = ctx.egui_wants_keyboard_input();
+        let open = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
+        let select_all = KeyboardShortcut::new(Modifiers::COMMAND, Key::A);
+        if ctx.input_mut(|i| i.consume_shortcut(&open)) {
+            self.intake.pick_images();
+        }
+        if typing {
+            return;
+        }
+        let pasted: Vec<String> = ctx.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::Paste(text) => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        });
+        for text in pasted {
+            let intake = self.intake.add_urls(&text);
+            self.accept(intake);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&select_all)) {
+            let order = self.queue_order();
+            self.selection.select_all(&order);
+        }
+        if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Enter)) {
+            self.start();
+        }
+        if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Delete)) {
+            self.remove_selected();
+        }
+        // Esc closes the Settings window when it is open, and only then
+        // clears the selection.
+        if !self.settings.open && ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
+            self.selection.clear();
+        }
+    }
+
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_owned())
+                .collect()
+        });
+        self.intake.add_paths(dropped);
+    }
+
+    fn follow_default_out_dir(&mut self) {
+        if self.prefs.default_out_dir != self.default_out_dir {
+            if self.form.out_dir == self.default_out_dir {
+                self.form.out_dir = self.prefs.default_out_dir.clone();
+            }
+            self.default_out_dir = self.prefs.default_out_dir.clone();
+        }
+    }
+
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let title = self.queue.title();
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            if ui
+                .button("✚ Add images…")
+                .on_hover_text("Choose image or video files (Ctrl+O)")
+                .clicked()
+            {
+                self.intake.pick_images();
+            }
+            if ui
+                .button("🗁 Add folder…")
+                .on_hover_text("Add every image in a folder and its sub-folders")
+                .clicked()
+            {
+                self.intake.pick_folder();
+            }
+            ui.separator();
+            let url_box = ui.add(
+                egui::TextEdit::singleline(&mut self.url_text)
+                    .hint_text("Paste image or video URLs (Ctrl+V)")
+                    .desired_width((ui.available_width() - 200.0).max(160.0)),
+            );
+            let entered = url_box.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            let add = ui.add_enabled(
+                !self.url_text.trim().is_empty(),
+                egui::Button::new("Add URLs"),
+            );
+            if (entered || add.clicked()) && !self.url_text.trim().is_empty() {
+                let intake = self.intake.add_urls(&std::mem::take(&mut self.url_text));
+                self.accept(intake);
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("⚙ Settings").clicked() {
+                    self.settings.open = true;
+                }
+                if self.intake.is_busy() {
+                    ui.spinner();
+                    ui.label("Scanning…");
+                }
+            });
+        });
+    }
+
+    fn batch_panel_ui(&mut self, ui: &mut egui::Ui) {
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                if let Some(FormAction::OpenSettings) = self.form.form_ui(ui, &self.setup) {
+                    self.settings.open = true;
+                }
+                ui.separator();
+                let counts = self.queue.counts();
+                let ready = self.form.settings();
+                let can_start = counts.queued > 0 && ready.is_ok();
+                let start = ui
+                    .add_enabled(
+                        can_start,
+                        egui::Button::new(RichText::new("▶ Start").heading())
+                            .min_size(egui::vec2(ui.available_width(), 36.0)),
+                    )
+                    .on_hover_text("Process every queued job (Enter)");
+                if start.clicked() {
+                    self.start();
+                }
+                if let Err(why) = ready {
+                    ui.colored_label(ui.visuals().warn_fg_color, why);
+                }
+                ui.horizontal(|ui| {
+                    if ui
+                        .add_enabled(counts.remaining() > 0, egui::Button::new("Cancel all"))
+                        .clicked()
+                    {
+                        self.commands.send(Command::CancelAll);
+                    }
+                    let retryable = counts.failed + counts.cancelled;
+                    if ui
+                        .add_enabled(
+                            retryable > 0,
+                            egui::Button::new(format!("Retry failed ({retryable})")),
+                        )
+                        .clicked()
+                    {
+                        self.retry_failed();
+                    }
+                });
+                if ui
+                    .add_enabled(
+                        !self.selection.is_empty(),
+                        egui::Button::new("Remove selected"),
+                    )
+                    .on_hover_text("Delete")
+                    .clicked()
+                {
+                    self.remove_selected();
+                }
+            });
+    }
+
+    fn notices_ui(&mut self, ui: &mut egui::Ui) {
+        let mut dismissed = None;
+        for (i, notice) in self.notices.iter().enumerate() {
+            egui::Frame::group(ui.style())
+                .fill(ui.visuals().faint_bg_color)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(&notice.text);
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.small_button("🗙").on_hover_text("Dismiss").clicked() {
+                                dismissed = Some(i);
+                            }
+                        });
+                    });
+                    if !notice.details.is_empty() {
+                        egui::CollapsingHeader::new("Show files")
+                            .id_salt(("notice", i))
+                            .show(ui, |ui| {
+                                for line in &notice.details {
+                                    ui.label(RichText::new(line).small());
+                                }
+                            });
+                    }
+                });
+        }
+        if let Some(i) = dismissed {
+            self.notices.remove(i);
+        }
+    }
+
+    fn empty_state_ui(&mut self, ui: &mut egui::Ui) {
+        ui.vertical_centered(|ui| {
+            ui.add_space(ui.available_height() * 0.25);
+            ui.label(RichText::new("🖼").size(64.0));
+            ui.heading("Drop product photos or whole folders here");
+            ui.label(
+                "Cutout removes their backgrounds and saves the results in your output folder.",
+            );
+            ui.add_space(8.0);
+            ui.horizontal(|ui| {
+                let width = 300.0;
+                ui.add_space((ui.available_width() - width).max(0.0) / 2.0);
+                if ui.button("✚ Add images…").clicked() {
+                    self.intake.pick_images();
+                }
+                if ui.button("🗁 Add folder…").clicked() {
+                    self.intake.pick_folder();
+                }
+            });
+            ui.add_space(8.0);
+            ui.label(RichText::new("You can also paste image or video links with Ctrl+V.").weak());
+            if !self.setup.status(self.form.provider).is_ready() {
+                ui.add_space(12.0);
+                ui.label(
+                    RichText::new(format!(
+                        "{} needs an API key before it can run: open ⚙ Settings.",
+                        self.form.provider.info().name
+                    ))
+                    .color(ui.visuals().warn_fg_color),
+                );
+            }
+        });
+    }
+
+    fn drop_overlay_ui(&self, ui: &mut egui::Ui) {
+        let hovering = ui.input(|i| !i.raw.hovered_files.is_empty());
+        if !hovering {
+            return;
+        }
+        let screen = ui.ctx().content_rect();
+        let painter = ui.ctx().layer_painter(egui::LayerId::new(
+            egui::Order::Foreground,
+            egui::Id::unique("drop overlay"),
+        ));
+        let accent = ui.visuals().selection.bg_fill;
+        painter.rect_filled(screen, 0.0, accent.gamma_multiply(0.25));
+        painter.rect_stroke(
+            screen.shrink(8.0),
+            12.0,
+            egui::Stroke::new(3.0, accent),
+            egui::StrokeKind::Inside,
+        );
+        painter.text(
+            screen.center(),
+            egui::Align2::CENTER_CENTER,
+            "Drop to add to the queue",
+            egui::FontId::proportional(28.0),
+            ui.visuals().strong_text_color(),
+        );
+    }
+}
+
+impl Notice {
+    fn text(text: String) -> Self {
+        Notice {
+            text,
+            details: Vec::new(),
+        }
+    }
+
+    fn skipped(skipped: &[Skipped]) -> Self {
+        let count = skipped.len();
+        let noun = if count == 1 { "file" } else { "files" };
+        Notice {
+            text: format!("Skipped {count} {noun} that Cutout cannot use."),
+            details: skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.path.display(), s.reason))
+                .collect(),
+        }
+    }
+}
+
+impl eframe::App for CutoutApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_events(ctx);
+        self.receive_intake();
+        self.dropped_files(ctx);
+        self.shortcuts(ctx);
+        self.follow_default_out_dir();
+        self.apply_form_to_unstarted();
+        self.prefs.apply_theme(ctx);
+        self.update_title(ctx);
+        if self.queue.counts().active > 0 || self.intake.is_busy() {
+            ctx.request_repaint_after(TICK_WHILE_BUSY);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        egui::Panel::top("toolbar").show(ui, |ui| {
+            ui.add_space(4.0);
+            self.top_bar_ui(ui);
+            ui.add_space(4.0);
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            status_bar_ui(ui, &self.queue);
+        });
+        egui::Panel::left("batch")
+            .resizable(true)
+            .default_size(290.0)
+            .show(ui, |ui| self.batch_panel_ui(ui));
+        let focused = self.selection.focused().and_then(|id| self.queue.row(id));
+        if let Some(row) = focused {
+            egui::Panel::right("preview")
+                .resizable(true)
+                .default_size(ui.available_width() * 0.45)
+                .show(ui, |ui| {
+                    self.preview.preview_ui(ui, row, self.form.background());
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.notices_ui(ui);
+            if self.queue.is_empty() {
+                self.empty_state_ui(ui);
+            } else {
+                self.queue_panel
+                    .queue_ui(ui, &self.queue, &mut self.selection, &self.commands);
+            }
+        });
+        self.settings
+            .settings_ui(ui.ctx(), &mut self.setup, &mut self.prefs);
+        self.drop_overlay_ui(ui);
+    }
+
+    fn on_exit(&mut self) {
+        // Jobs in flight stop; dropping the runtime then drops their tasks,
+        // which deletes any partial output.
+        self.commands.send(Command::CancelAll);
+    }
+}

@@ -1,0 +1,38 @@
+//! The desktop window, on eframe/egui. Code here only draws and sends
+//! [`Command`](crate::jobs::Command)s: the engine owns every job, and the
+//! window reads a view model ([`view_model::QueueView`]) rebuilt from engine
+//! events each frame. Nothing here waits on disk or network: folder scans,
+//! file dialogs, thumbnails and previews run on worker threads and report
+//! back through channels.
+
+mod app;
+mod form;
+mod intake;
+mod preview;
+mod queue;
+mod selection;
+mod settings;
+mod setup;
+mod thumbnails;
+mod view_model;
+
+pub use app::{CutoutApp, Startup};
+
+/// Opens the window and runs until it is closed.
+pub fn run(startup: Startup) -> eframe::Result {
+    let viewport = egui::ViewportBuilder::default()
+        .with_title("Cutout")
+        .with_app_id("cutout")
+        .with_inner_size([1280.0, 820.0])
+        .with_min_inner_size([760.0, 480.0])
+        .with_drag_and_drop(true);
+    let options = eframe::NativeOptions {
+        viewport,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Cutout",
+        options,
+        Box::new(|cc| Ok(Box::new(CutoutApp::new(&cc.egui_ctx, startup)?))),
+    )
+}
