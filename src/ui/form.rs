@@ -115,7 +115,7 @@ impl JobForm {
     pub fn form_ui(&mut self, ui: &mut egui::Ui, setup: &ProviderSetup) -> Option<FormAction> {
         self.receive_folder_pick();
         let mut action = None;
-        ui.heading("Provider");
+        let heading = ui.heading("Provider");
         egui::ComboBox::from_id_salt("provider")
             .width(ui.available_width())
             .selected_text(self.provider.info().name)
@@ -132,6 +132,7 @@ impl JobForm {
                 }
             })
             .response
+            .labelled_by(heading.id)
             .on_hover_text("Who removes the backgrounds");
         let info = self.provider.info();
         ui.label(RichText::new(info.summary).small().weak());

@@ -56,7 +56,7 @@ pub struct Preferences {
 impl Default for Preferences {
     /// Results go to `Pictures/Cutout` in the user's home folder when there
     /// is a `Pictures` folder, where designers look for images first; else
-    /// to `cutout-output` in the working folder. The home folder is read
+    /// to `Cutout` in the home folder. The home folder is read
     /// from `$HOME` (`%USERPROFILE%` on Windows) rather than through a
     /// platform-directories crate: one well-known folder does not justify a
     /// dependency, and a missing `Pictures` simply falls back.
@@ -88,12 +88,15 @@ fn home_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// `home/Pictures/Cutout` when `home/Pictures` exists, else `cutout-output`
-/// in the working folder. Takes the home folder so tests can use their own.
+/// `home/Pictures/Cutout` when `home/Pictures` exists, else `home/Cutout`
+/// (an app started from a desktop menu has no meaningful working folder),
+/// and `cutout-output` in the working folder only when there is no home.
+/// Takes the home folder so tests can use their own.
 fn default_out_dir(home: Option<&Path>) -> PathBuf {
-    match home.map(|home| home.join("Pictures")) {
-        Some(pictures) if pictures.is_dir() => pictures.join("Cutout"),
-        _ => PathBuf::from("cutout-output"),
+    match home {
+        Some(home) if home.join("Pictures").is_dir() => home.join("Pictures").join("Cutout"),
+        Some(home) => home.join("Cutout"),
+        None => PathBuf::from("cutout-output"),
     }
 }
 
@@ -802,11 +805,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_folder_is_cutout_output_without_a_pictures_folder_or_a_home() {
+    fn without_a_pictures_folder_results_go_to_cutout_in_the_home_folder() {
         let home = tempfile::tempdir().unwrap();
         assert_eq!(
             default_out_dir(Some(home.path())),
-            PathBuf::from("cutout-output")
+            home.path().join("Cutout")
         );
         assert_eq!(default_out_dir(None), PathBuf::from("cutout-output"));
     }

@@ -166,7 +166,7 @@ impl ProviderSetup {
                     .map(|provider| (provider, key_source))
                     .map_err(|e| match e {
                         ProviderError::MissingCredential { label, .. } => {
-                            format!("Needs its {label}: add it in Settings.")
+                            format!("Needs its {label}.")
                         }
                         other => other.to_string(),
                     })
