@@ -345,15 +345,20 @@ impl Engine {
         self.jobs.insert(id, entry);
         self.publish(Event::Added(job));
         if let Some(reason) = rejection {
-            let error = reason.to_string();
-            self.transition(
-                id,
-                Transition::Fail {
-                    error,
-                    retryable: false,
-                },
-            );
+            self.refuse(id, reason.to_string());
         }
+    }
+
+    /// Fails a job that cannot run as set up; trying again unchanged would
+    /// not help.
+    fn refuse(&mut self, id: JobId, error: String) {
+        self.transition(
+            id,
+            Transition::Fail {
+                error,
+                retryable: false,
+            },
+        );
     }
 
     /// Gives a job that has not started new settings, checking them again.
@@ -383,14 +388,7 @@ impl Engine {
         let job = entry.job.clone();
         self.publish(Event::Changed(job));
         if let Some(reason) = rejection {
-            let error = reason.to_string();
-            self.transition(
-                id,
-                Transition::Fail {
-                    error,
-                    retryable: false,
-                },
-            );
+            self.refuse(id, reason.to_string());
         }
     }
 
@@ -411,13 +409,7 @@ impl Engine {
                 info.name,
                 variables.join(" and ")
             );
-            self.transition(
-                id,
-                Transition::Fail {
-                    error,
-                    retryable: false,
-                },
-            );
+            self.refuse(id, error);
             return;
         };
         entry.started = true;
