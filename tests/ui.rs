@@ -299,3 +299,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+#[test]
+fn enter_presses_the_focused_button_rather_than_starting_the_batch() {
+    let (fake, env) = removebg(Script::default());
+    let mut window = Window::open("enter_on_a_focused", env);
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| {
+        h.query_all_by_label_contains("Queued").next().is_some()
+    });
+
+    window.harness.get_by_label("⚙ Settings").focus();
+    window.harness.run_steps(2);
+    window.harness.key_press(egui::Key::Enter);
+    window.harness.run_steps(5);
+    std::thread::sleep(Duration::from_millis(200));
+    window.harness.run_steps(3);
+
+    assert!(window.shows("API keys") > 0, "Settings opened");
+    assert_eq!(fake.submissions(), 0, "nothing was started");
+    assert!(Window::shows_exactly(&window.harness, "Queued"));
+}

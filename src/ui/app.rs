@@ -292,7 +292,11 @@ impl CutoutApp {
             let order = self.queue_order();
             self.selection.select_all(&order);
         }
-        if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Enter)) {
+        // Enter activates whatever widget has keyboard focus (egui turns it
+        // into a click); only with nothing focused does it mean Start, so
+        // one key press never does two things.
+        let nothing_focused = ctx.memory(|m| m.focused().is_none());
+        if nothing_focused && ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Enter)) {
             self.start();
         }
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Delete)) {
