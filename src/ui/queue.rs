@@ -814,37 +814,29 @@ fn context_menu_ui(
         }
         ui.separator();
     }
-    if !cancellable.is_empty() && ui.button(verb_for("Cancel", cancellable.len())).clicked() {
-        actions.extend(
-            cancellable
-                .into_iter()
-                .map(|id| RowAction::Send(Command::Cancel(id))),
-        );
-        ui.close();
-    }
-    if !retryable.is_empty() && ui.button(verb_for("Retry", retryable.len())).clicked() {
-        actions.extend(
-            retryable
-                .into_iter()
-                .map(|id| RowAction::Send(Command::Retry(id))),
-        );
-        ui.close();
-    }
+    for_each_item_ui(ui, actions, "Cancel", cancellable, Command::Cancel);
+    for_each_item_ui(ui, actions, "Retry", retryable, Command::Retry);
     if let (1, JobState::Failed { error, .. }) = (group.len(), &row.job.state)
         && ui.button("Copy error message").clicked()
     {
         ui.ctx().copy_text(error.clone());
         ui.close();
     }
-    if ui
-        .button(verb_for("Remove from queue", group.len()))
-        .clicked()
-    {
-        actions.extend(
-            group
-                .iter()
-                .map(|r| RowAction::Send(Command::Remove(r.job.id))),
-        );
+    let everyone = group.iter().map(|r| r.job.id).collect();
+    for_each_item_ui(ui, actions, "Remove from queue", everyone, Command::Remove);
+}
+
+/// A context-menu item that sends `command` for each of `ids` ("Retry",
+/// "Retry (3 jobs)"); absent when no job qualifies.
+fn for_each_item_ui(
+    ui: &mut egui::Ui,
+    actions: &mut Vec<RowAction>,
+    verb: &str,
+    ids: Vec<JobId>,
+    command: fn(JobId) -> Command,
+) {
+    if !ids.is_empty() && ui.button(verb_for(verb, ids.len())).clicked() {
+        actions.extend(ids.into_iter().map(|id| RowAction::Send(command(id))));
         ui.close();
     }
 }
