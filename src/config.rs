@@ -1,6 +1,6 @@
 //! Resolves what the engine and providers run with: built-in defaults, then
-//! (when the settings file lands) the user's settings, then environment
-//! variables on top, so headless runs, tests and staging can point anywhere.
+//! the user's settings ([`crate::settings`]), then environment variables on
+//! top, so headless runs, tests and staging can point anywhere.
 //! Lookups go through a function rather than `std::env` directly, so tests
 //! never have to mutate the process environment.
 
@@ -38,6 +38,19 @@ pub enum ConfigError {
         /// What it held.
         value: String,
     },
+    /// A base URL from the settings file that is not allowed. Loading the
+    /// settings already refuses these, so this means one was set in code.
+    #[error("the {provider} {endpoint} base URL in the settings is not usable ({reason}): {value}")]
+    BadSettingsUrl {
+        /// The provider it is for.
+        provider: ProviderId,
+        /// The endpoint id (`url`, `api_url`…).
+        endpoint: &'static str,
+        /// Why it was refused.
+        reason: String,
+        /// What it held.
+        value: String,
+    },
     /// A number that does not parse or is out of range.
     #[error("{variable} must be {expected}: {value}")]
     BadNumber {
@@ -56,25 +69,58 @@ pub fn endpoints(
     provider: ProviderId,
     lookup: Lookup<'_>,
 ) -> Result<BTreeMap<&'static str, Url>, ConfigError> {
+    endpoints_with(provider, &BTreeMap::new(), lookup)
+}
+
+/// The base URLs for `provider`, each from the first of: its `CUTOUT_*_URL`
+/// variable, `overrides` (the settings file's `base_urls`, by endpoint id),
+/// the built-in default. The environment wins so a headless run or a test
+/// can point anywhere without editing the user's settings. Overrides for
+/// endpoints the provider does not have are ignored (loading the settings
+/// reported them). Endpoints with no default are present only when set.
+pub fn endpoints_with(
+    provider: ProviderId,
+    overrides: &BTreeMap<&'static str, Url>,
+    lookup: Lookup<'_>,
+) -> Result<BTreeMap<&'static str, Url>, ConfigError> {
     let mut resolved = BTreeMap::new();
     for spec in provider.info().endpoints {
-        let value = match lookup(spec.env_var) {
-            Some(value) => value,
-            None => match spec.default {
-                Some(default) => default.to_owned(),
-                None => continue,
-            },
+        let url = if let Some(value) = lookup(spec.env_var) {
+            parse_base_url(&value).map_err(|reason| ConfigError::BadUrl {
+                variable: spec.env_var,
+                reason,
+                value,
+            })?
+        } else if let Some(url) = overrides.get(spec.id) {
+            check_url_is_secure(url).map_err(|e| ConfigError::BadSettingsUrl {
+                provider,
+                endpoint: spec.id,
+                reason: e.to_string(),
+                value: url.to_string(),
+            })?;
+            url.clone()
+        } else if let Some(default) = spec.default {
+            parse_base_url(default).map_err(|reason| ConfigError::BadUrl {
+                variable: spec.env_var,
+                reason,
+                value: default.to_owned(),
+            })?
+        } else {
+            continue;
         };
-        let bad = |reason: String| ConfigError::BadUrl {
-            variable: spec.env_var,
-            reason,
-            value: value.clone(),
-        };
-        let url = Url::parse(value.trim()).map_err(|e| bad(e.to_string()))?;
-        check_url_is_secure(&url).map_err(|e| bad(e.to_string()))?;
         resolved.insert(spec.id, url);
     }
     Ok(resolved)
+}
+
+/// Reads a base URL typed by a person (a variable, the settings file, the
+/// Settings window) and checks it is safe to send keys and files to:
+/// HTTPS, or plain HTTP only to this machine. The error is the reason alone,
+/// so each caller can say where the value came from.
+pub fn parse_base_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim()).map_err(|e| e.to_string())?;
+    check_url_is_secure(&url).map_err(|e| e.to_string())?;
+    Ok(url)
 }
 
 fn number(
@@ -184,6 +230,74 @@ mod tests {
         let urls = endpoints(ProviderId::Uploadcare, &none).unwrap();
         assert!(urls.contains_key("api_url") && urls.contains_key("upload_url"));
         assert!(!urls.contains_key("cdn_url"));
+    }
+
+    fn overrides(pairs: &[(&'static str, &str)]) -> BTreeMap<&'static str, Url> {
+        pairs
+            .iter()
+            .map(|(id, url)| (*id, Url::parse(url).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_settings_base_url_replaces_the_default_and_the_environment_replaces_both() {
+        let settings = overrides(&[("url", "https://proxy.example.com/removebg")]);
+        let none = env(&[]);
+        let urls = endpoints_with(ProviderId::Removebg, &settings, &none).unwrap();
+        assert_eq!(urls["url"].as_str(), "https://proxy.example.com/removebg");
+        let local = env(&[("CUTOUT_REMOVEBG_URL", "http://127.0.0.1:4000/v1.0")]);
+        let urls = endpoints_with(ProviderId::Removebg, &settings, &local).unwrap();
+        assert_eq!(urls["url"].as_str(), "http://127.0.0.1:4000/v1.0");
+    }
+
+    #[test]
+    fn settings_overrides_only_touch_their_own_endpoints() {
+        let settings = overrides(&[
+            ("cdn_url", "https://cdn.example.com"),
+            ("no_such_endpoint", "https://elsewhere.example.com"),
+        ]);
+        let urls = endpoints_with(ProviderId::Uploadcare, &settings, &env(&[])).unwrap();
+        assert_eq!(urls["cdn_url"].as_str(), "https://cdn.example.com/");
+        assert_eq!(
+            urls["api_url"],
+            endpoints(ProviderId::Uploadcare, &env(&[])).unwrap()["api_url"]
+        );
+        assert!(!urls.contains_key("no_such_endpoint"));
+    }
+
+    #[test]
+    fn an_insecure_settings_base_url_is_refused_saying_it_came_from_the_settings() {
+        let settings = overrides(&[("url", "http://api.example.com")]);
+        let err = endpoints_with(ProviderId::Removit, &settings, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("the removit url base URL in the settings"),
+            "{err}"
+        );
+        assert!(err.ends_with("http://api.example.com/"), "{err}");
+    }
+
+    #[test]
+    fn typed_base_urls_are_parsed_and_checked_with_a_reason() {
+        assert_eq!(
+            parse_base_url(" https://api.example.com/v1 ")
+                .unwrap()
+                .as_str(),
+            "https://api.example.com/v1"
+        );
+        assert!(parse_base_url("http://localhost:8080").is_ok());
+        assert!(
+            parse_base_url("api.example.com")
+                .unwrap_err()
+                .contains("relative URL")
+        );
+        assert!(
+            parse_base_url("http://api.example.com")
+                .unwrap_err()
+                .contains("https")
+        );
+        assert!(parse_base_url("ftp://api.example.com").is_err());
     }
 
     #[test]

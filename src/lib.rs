@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod imaging;
 pub mod jobs;
+pub mod paths;
 pub mod providers;
 pub mod secrets;
+pub mod settings;
 pub mod ui;

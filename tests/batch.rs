@@ -9,6 +9,8 @@ mod fakes;
 mod commands;
 #[path = "batch/harness.rs"]
 mod harness;
+#[path = "batch/keys.rs"]
+mod keys;
 #[path = "batch/outputs.rs"]
 mod outputs;
 #[path = "batch/removebg.rs"]
@@ -17,5 +19,7 @@ mod removebg;
 mod removebgvideo;
 #[path = "batch/removit.rs"]
 mod removit;
+#[path = "batch/resume.rs"]
+mod resume;
 #[path = "batch/uploadcare.rs"]
 mod uploadcare;

@@ -1,8 +1,11 @@
 //! The window, driven headless through egui_kittest the way a person uses it:
 //! drop files, pick a provider, press Start against a fake provider on
 //! 127.0.0.1, watch rows reach Done, open the preview, cancel, retry, and
-//! see a clear error row. Snapshots of the main states render with Mesa's
-//! lavapipe (`mesa-vulkan-drivers`), so CI checks how they look.
+//! see a clear error row, find a past job in the History and run it again,
+//! and reopen to find last session's unfinished jobs back in the queue.
+//! Snapshots of the main states render with Mesa's lavapipe
+//! (`mesa-vulkan-drivers`), so CI checks how they look. Every window keeps
+//! its settings and job history in its own folder, never the user's.
 
 #[path = "fakes/mod.rs"]
 mod fakes;
@@ -12,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cutout::imaging::Background;
+use cutout::jobs::store::JobStore;
+use cutout::jobs::{InputKind, Job, JobId, JobInput, JobSettings, JobState, OutputSpec};
+use cutout::providers::ProviderId;
+use cutout::secrets::{Keychain, KeychainStatus};
 use cutout::ui::{CutoutApp, Startup};
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
@@ -65,15 +73,35 @@ impl Drop for WorkDir {
 
 impl Window {
     fn open(test: &str, vars: Vec<(&'static str, String)>) -> Window {
+        Window::open_after(test, vars, |_| {})
+    }
+
+    /// Opens the window after `earlier` has left things in its folder (a
+    /// job history from a previous session).
+    fn open_after(
+        test: &str,
+        vars: Vec<(&'static str, String)>,
+        earlier: impl FnOnce(&Path),
+    ) -> Window {
         let dir = WorkDir::new(test);
+        earlier(dir.path());
         let mut env: HashMap<String, String> =
             vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         env.insert("CUTOUT_POLL_INTERVAL_MS".into(), "20".into());
         env.insert("CUTOUT_RETRY_BASE_MS".into(), "10".into());
+        env.insert("CUTOUT_CONFIG_DIR".into(), config_dir(dir.path()));
+        env.insert("CUTOUT_DATA_DIR".into(), data_dir(dir.path()));
+        env.entry("CUTOUT_KEYCHAIN_SERVICE".into())
+            .or_insert_with(|| keychain_service(test));
+        // A test that writes its own settings file gets the output folder
+        // it names, rather than the test folder's `out`.
+        let own_settings = Path::new(&config_dir(dir.path()))
+            .join("settings.toml")
+            .exists();
         let startup = Startup {
             files: Vec::new(),
             env: Arc::new(move |name: &str| env.get(name).cloned()),
-            out_dir: Some(dir.path().join("out")),
+            out_dir: (!own_settings).then(|| dir.path().join("out")),
         };
         let harness = Harness::builder()
             .with_size([1280.0, 800.0])
@@ -152,6 +180,26 @@ impl Window {
     }
 }
 
+/// Where a test window keeps its settings.
+fn config_dir(work: &Path) -> String {
+    work.join("config").display().to_string()
+}
+
+/// Where a test window keeps its job history.
+fn data_dir(work: &Path) -> String {
+    work.join("data").display().to_string()
+}
+
+/// A keychain service of the test's own, so a window under test never
+/// reads or changes a real user's keys.
+fn keychain_service(test: &str) -> String {
+    format!("cutout-ui-test-{test}-{}", std::process::id())
+}
+
+fn history_file(work: &Path) -> PathBuf {
+    work.join("data").join("history.sqlite3")
+}
+
 fn removebg(script: Script) -> (FakeRemoveBg, Vec<(&'static str, String)>) {
     let fake = FakeRemoveBg::start(script);
     let env = fake.env();
@@ -174,8 +222,9 @@ fn a_dropped_folder_runs_to_done_and_the_preview_offers_the_result() {
     let folder = window.folder(&["bottle.jpg", "mug.jpg", "notes.txt"]);
 
     window.drop_paths(&[folder]);
-    window.wait_for("two queued rows", |h| {
+    window.wait_for("two queued rows with their thumbnails", |h| {
         h.query_all_by_label_contains("Queued").count() >= 2
+            && h.query_all_by_label_contains("Thumbnail of").count() >= 2
     });
     assert_eq!(
         window.shows("Skipped 1 file"),
@@ -320,4 +369,341 @@ fn enter_presses_the_focused_button_rather_than_starting_the_batch() {
     assert!(window.shows("API keys") > 0, "Settings opened");
     assert_eq!(fake.submissions(), 0, "nothing was started");
     assert!(Window::shows_exactly(&window.harness, "Queued"));
+}
+
+/// Gives every batch and job in the history the same fixed times, so a
+/// snapshot of the History shows the same dates in every run. Noon UTC is
+/// the same day in every time zone.
+fn pin_history_times(work: &Path) {
+    const NOON_MS: i64 = 1_741_953_600_000; // 2025-03-14 12:00 UTC
+    let db = rusqlite::Connection::open(history_file(work)).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(&format!(
+        "UPDATE batches SET created_at_ms = {NOON_MS};
+         UPDATE jobs SET created_at_ms = {NOON_MS}, updated_at_ms = {NOON_MS},
+             finished_at_ms = CASE WHEN finished_at_ms IS NULL THEN NULL ELSE {NOON_MS} END;"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn the_history_finds_a_past_job_by_name_and_runs_it_again() {
+    let (fake, env) = removebg(Script::default());
+    let mut window = Window::open("the_history_finds", env);
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
+    window.click("▶ Start");
+    window.wait_for("the job done", |h| Window::shows_exactly(h, "✔ Done"));
+    pin_history_times(window.dir.path());
+
+    window.click("🕘 History");
+    window.wait_for("the past job listed", |h| {
+        Window::shows_exactly(h, "Show in folder")
+    });
+    assert!(
+        window.shows("Batch of 2025-03-14") > 0,
+        "the batch's header"
+    );
+    let search = |w: &mut Window, text: &str| {
+        w.harness.get_by_label("Search").focus();
+        w.harness.run_steps(1);
+        w.harness.get_by_label("Search").type_text(text);
+        w.harness.run_steps(1);
+    };
+    search(&mut window, "bottlex");
+    window.wait_for("no match", |h| Window::shows_exactly(h, "No jobs match."));
+    window.harness.key_press(egui::Key::Backspace);
+    window.wait_for("the job found again", |h| {
+        Window::shows_exactly(h, "Show in folder")
+    });
+    window.snapshot("history");
+
+    window.click("↻ Run again");
+    window.wait_for("the job queued again", |h| {
+        Window::shows_exactly(h, "Queued")
+    });
+    assert!(window.shows("is back in the queue") > 0);
+    std::thread::sleep(Duration::from_millis(200));
+    window.harness.run_steps(3);
+    assert_eq!(fake.submissions(), 1, "running again waits for Start");
+
+    window.click("Clear history…");
+    assert!(window.shows("Delete the record of 1 finished job?") > 0);
+    window.click("Clear");
+    window.wait_for("the record cleared", |h| {
+        h.query_all_by_label_contains("Cleared the record of 1 finished job")
+            .next()
+            .is_some()
+    });
+    let results = walk(&window.dir.path().join("out"));
+    assert_eq!(results.len(), 1, "the result stays: {results:?}");
+}
+
+#[test]
+fn jobs_left_unfinished_come_back_queued_and_carry_on_when_started() {
+    let (fake, env) = removebg(Script::default());
+    let mut window = Window::open_after("jobs_left_unfinished", env, |work| {
+        let photo = work.join("shoot").join("bottle.jpg");
+        std::fs::create_dir_all(photo.parent().unwrap()).unwrap();
+        fakes::product_shot(320, 240, 1).save(&photo).unwrap();
+        // A session that queued a job and then ended (its store dropped, as
+        // when the window closes), set up to save somewhere of its own.
+        let mut earlier = JobStore::open(&history_file(work)).unwrap().store;
+        let batch = earlier.begin_batch().unwrap();
+        let settings = JobSettings {
+            provider: ProviderId::Removebg,
+            model: ProviderId::Removebg.info().default_model().to_owned(),
+            options: Default::default(),
+            output: OutputSpec {
+                dir: work.join("earlier-out"),
+                format: None,
+                background: Background::Transparent,
+                naming: Default::default(),
+            },
+        };
+        let job = Job {
+            id: JobId(earlier.next_job_id().unwrap()),
+            input: JobInput::File {
+                path: photo,
+                root: None,
+            },
+            kind: Some(InputKind::ImageFile),
+            provider: settings.provider,
+            model: settings.model.clone(),
+            remote_id: None,
+            state: JobState::Queued,
+            credits_charged: None,
+            warnings: Vec::new(),
+        };
+        earlier.record_added(Some(batch), &job, &settings).unwrap();
+    });
+
+    window.wait_for("the job back in the queue", |h| {
+        Window::shows_exactly(h, "Queued")
+    });
+    assert_eq!(
+        window.shows("1 job from your last session is back and waiting — press Start to run it."),
+        1
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    window.harness.run_steps(3);
+    assert_eq!(fake.submissions(), 0, "a waiting job waits for Start");
+    assert!(Window::shows_exactly(&window.harness, "Queued"));
+
+    window.click("▶ Start");
+    window.wait_for("the job done", |h| Window::shows_exactly(h, "✔ Done"));
+    assert_eq!(fake.submissions(), 1);
+    let saved = window.dir.path().join("earlier-out").join("bottle.png");
+    assert!(
+        saved.is_file(),
+        "saved where it was set up to go: {:?}",
+        walk(window.dir.path())
+    );
+}
+
+/// Where a provider's block comes in Settings, which lists them in order.
+fn provider_block(id: ProviderId) -> usize {
+    ProviderId::ALL.iter().position(|p| *p == id).unwrap()
+}
+
+/// Opens Settings and waits until the keychain has been checked.
+fn open_settings(window: &mut Window) {
+    window.click("⚙ Settings");
+    window.wait_for("the keychain checked", |h| {
+        h.query_all_by_label_contains("Checking your system keychain")
+            .next()
+            .is_none()
+    });
+}
+
+/// Waits until the settings file says `what`, and returns it.
+fn settings_file_saying(window: &mut Window, what: &str) -> String {
+    let file = Path::new(&config_dir(window.dir.path())).join("settings.toml");
+    window.wait_for(&format!("settings.toml to say {what}"), |_| {
+        std::fs::read_to_string(&file).is_ok_and(|t| t.contains(what))
+    });
+    std::fs::read_to_string(&file).unwrap()
+}
+
+#[test]
+fn the_settings_file_sets_up_the_batch_and_a_bad_value_is_reported_with_its_line() {
+    let designs = std::env::temp_dir().join("cutout-ui-tests/designs");
+    let settings = format!(
+        "[output]\n\
+         folder = {:?}\n\
+         format = \"webp\"\n\
+         naming = \"{{name}}-{{provider}}\"\n\
+         \n\
+         [appearance]\n\
+         theme = \"dark\"\n\
+         \n\
+         [providers.removebg]\n\
+         concurrency = 99\n",
+        designs.display().to_string()
+    );
+    let mut window = Window::open_after("the_settings_file_sets_up", Vec::new(), |work| {
+        let config = config_dir(work);
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(Path::new(&config).join("settings.toml"), &settings).unwrap();
+    });
+    window.harness.run_steps(3);
+    let field_says = |h: &Harness<'static, CutoutApp>, value: &str| {
+        h.query_all_by(|node| {
+            node.role() == egui::accesskit::Role::TextInput
+                && node.value().as_deref() == Some(value)
+        })
+        .next()
+        .is_some()
+    };
+    assert!(field_says(&window.harness, &designs.display().to_string()));
+    assert!(field_says(&window.harness, "{name}-{provider}"));
+    assert!(
+        window
+            .harness
+            .query_all_by_value("WebP (smaller)")
+            .next()
+            .is_some(),
+        "the format picker shows WebP"
+    );
+    assert!(window.shows("bottle.jpg is saved as bottle-removebg.webp") > 0);
+    assert_eq!(
+        window.harness.ctx.options(|o| o.theme_preference),
+        egui::ThemePreference::Dark
+    );
+    assert_eq!(
+        window.shows(
+            "Settings file, line 10: concurrency for removebg must be a whole number from 1 \
+             to 16, not 99; using 4"
+        ),
+        1,
+        "the notice names the line"
+    );
+}
+
+#[test]
+fn changing_jobs_at_once_in_settings_saves_the_settings_file() {
+    let mut window = Window::open("changing_jobs_at_once", Vec::new());
+    open_settings(&mut window);
+    let removebg_block = provider_block(ProviderId::Removebg);
+    window
+        .harness
+        .get_all_by_role(egui::accesskit::Role::SpinButton)
+        .nth(removebg_block)
+        .unwrap()
+        .set_value_accesskit(7.0);
+    window.harness.run_steps(2);
+    let saved = settings_file_saying(&mut window, "concurrency = 7");
+    assert!(
+        saved.contains("[providers.removebg]\nconcurrency = 7"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn test_key_shows_the_balance_and_a_wrong_key_is_refused() {
+    let removebg_block = provider_block(ProviderId::Removebg);
+    let (fake, env) = removebg(Script::default());
+    let mut window = Window::open("test_key_shows", env);
+    open_settings(&mut window);
+    window
+        .harness
+        .get_all_by_label("Test key")
+        .nth(removebg_block)
+        .unwrap()
+        .click();
+    window.wait_for("the key check", |h| {
+        h.query_all_by_label_contains("✔ Key works — ")
+            .next()
+            .is_some()
+    });
+    assert!(window.shows("✔ Key works — 50 credits and 50 free API calls left") > 0);
+    assert_eq!(fake.journal().matching("GET", "/v1.0/account").len(), 1);
+    assert_eq!(fake.submissions(), 0, "a key check starts no paid work");
+
+    let (_fake, mut env) = removebg(Script::default());
+    env.retain(|(name, _)| *name != "CUTOUT_REMOVEBG_KEY");
+    env.push(("CUTOUT_REMOVEBG_KEY", "wrong-key".to_owned()));
+    let mut window = Window::open("test_key_refused", env);
+    open_settings(&mut window);
+    window
+        .harness
+        .get_all_by_label("Test key")
+        .nth(removebg_block)
+        .unwrap()
+        .click();
+    window.wait_for("the refusal", |h| {
+        h.query_all_by_label_contains("The key was refused")
+            .next()
+            .is_some()
+    });
+    assert!(window.shows("⚠ The key was refused: API Key invalid") > 0);
+}
+
+#[test]
+fn a_key_saved_in_settings_lives_in_the_keychain_and_never_in_the_settings_file() {
+    let test = "a_key_saved_in_settings";
+    let service = keychain_service(test);
+    let lookup = |name: &str| (name == "CUTOUT_KEYCHAIN_SERVICE").then(|| service.clone());
+    let keychain = Keychain::new(&lookup);
+    if let KeychainStatus::Unavailable { reason, .. } = keychain.status() {
+        let required = std::env::var("CUTOUT_TEST_KEYCHAIN").as_deref() == Ok("required");
+        assert!(!required, "CUTOUT_TEST_KEYCHAIN=required, but {reason}");
+        eprintln!("skipped {test}: no OS keychain here ({reason})");
+        return;
+    }
+    let (fake, mut env) = removebg(Script::default());
+    env.retain(|(name, _)| *name != "CUTOUT_REMOVEBG_KEY");
+    let mut window = Window::open(test, env);
+    open_settings(&mut window);
+    assert!(window.shows("kept in your system keychain, never in a file") > 0);
+
+    let removebg_field = ProviderId::ALL
+        .iter()
+        .flat_map(|p| p.info().credentials.iter().map(move |c| (*p, c.id)))
+        .position(|slot| slot == (ProviderId::Removebg, "key"))
+        .unwrap();
+    let field = window
+        .harness
+        .get_all_by_role(egui::accesskit::Role::PasswordInput)
+        .nth(removebg_field)
+        .unwrap();
+    field.focus();
+    field.type_text(fakes::removebg::KEY);
+    window.harness.run_steps(1);
+    window.harness.key_press(egui::Key::Enter);
+    window.wait_for("the key saved", |h| {
+        h.query_all_by_label("✔ Saved in the keychain")
+            .next()
+            .is_some()
+    });
+    let stored = keychain.has(ProviderId::Removebg, "key");
+    let _ = keychain.delete(ProviderId::Removebg, "key");
+    assert!(stored.unwrap(), "the key is in the keychain");
+    assert_eq!(
+        window.shows(fakes::removebg::KEY),
+        0,
+        "the key is never shown"
+    );
+
+    // The provider now runs on the key from the keychain.
+    let removebg_block = provider_block(ProviderId::Removebg);
+    window
+        .harness
+        .get_all_by_label("Test key")
+        .nth(removebg_block)
+        .unwrap()
+        .click();
+    window.wait_for("the key check", |h| {
+        h.query_all_by_label_contains("✔ Key works")
+            .next()
+            .is_some()
+    });
+    assert_eq!(fake.journal().matching("GET", "/v1.0/account").len(), 1);
+
+    window.harness.get_by_label("Dark").click_accesskit();
+    window.harness.run_steps(2);
+    let saved = settings_file_saying(&mut window, "theme = \"dark\"");
+    assert!(!saved.contains(fakes::removebg::KEY), "{saved}");
+    assert!(!saved.contains("key ="), "{saved}");
 }

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::history::open_store_for_run;
 use super::report::Report;
 use super::{EXIT_ALL_DONE, EXIT_INTERRUPTED, EXIT_SOME_FAILED, UsageError, http_client};
 use crate::config::{self, process_env};
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::events::OutputSpec;
 use crate::jobs::inputs::{self, Skipped};
+use crate::jobs::naming::NamingTemplate;
 use crate::jobs::{Command, Engine, EngineConfig, JobSettings, NewJob};
 use crate::providers::{self, ProviderConfig, ProviderId, ProviderInfo, ProviderOptions};
 use crate::secrets::Keys;
@@ -37,6 +39,10 @@ pub struct BatchArgs {
     /// transparent | #RRGGBB
     #[arg(long, value_name = "B")]
     pub bg: Option<Background>,
+    /// Output file names: {name} (the input's), {provider}, {model},
+    /// {date} (YYYY-MM-DD), {variation}; e.g. "{name}-{provider}".
+    #[arg(long, value_name = "TEMPLATE", default_value_t = NamingTemplate::default())]
+    pub name: NamingTemplate,
     /// Jobs in flight at once (default: the provider's own limit).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: Option<u16>,
@@ -79,6 +85,7 @@ fn plan_batch(args: &BatchArgs) -> Result<BatchPlan, UsageError> {
             dir: out_dir.clone(),
             format,
             background: args.bg.unwrap_or_default(),
+            naming: args.name.clone(),
         },
     };
     let mut jobs = Vec::new();
@@ -166,12 +173,34 @@ pub(super) async fn batch(args: BatchArgs) -> Result<u8, UsageError> {
     if let Some(n) = args.concurrency {
         concurrency.insert(plan.provider, usize::from(n));
     }
-    let mut engine = Engine::spawn(vec![provider], http, EngineConfig { poll, concurrency });
-    let mut report = Report::new(args.json, plan.jobs.len(), &plan.out_dir);
+    let report = Report::new(args.json, plan.jobs.len(), &plan.out_dir);
     report.skipped(&plan.skipped);
+    let store = open_store_for_run(&report);
+    if let Some(store) = &store
+        && let Ok(left @ 1..) = store.count_unfinished_elsewhere()
+    {
+        report.note(&format!(
+            "note: {left} job(s) from an interrupted run are unfinished; `cutout resume` finishes them."
+        ));
+    }
+    let engine = Engine::spawn_recording(
+        vec![provider],
+        http,
+        EngineConfig { poll, concurrency },
+        std::sync::Arc::new(|| {}),
+        store,
+    );
     engine.send(Command::Add(plan.jobs));
     engine.send(Command::Start);
+    run_to_end(engine, report).await
+}
 
+/// Reports events until every job has ended; the first Ctrl-C cancels
+/// what is in flight, a second quits at once. Returns the exit status.
+pub(super) async fn run_to_end(
+    mut engine: crate::jobs::EngineHandle,
+    mut report: Report,
+) -> Result<u8, UsageError> {
     let mut interrupted = false;
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     while !report.all_finished() {
@@ -202,9 +231,11 @@ pub(super) async fn batch(args: BatchArgs) -> Result<u8, UsageError> {
     })
 }
 
-fn build_provider(id: ProviderId) -> Result<std::sync::Arc<dyn providers::Provider>, UsageError> {
+pub(super) fn build_provider(
+    id: ProviderId,
+) -> Result<std::sync::Arc<dyn providers::Provider>, UsageError> {
     let endpoints = config::endpoints(id, &process_env)?;
-    let (credentials, problems) = Keys::from_environment().credentials(id);
+    let (credentials, problems) = Keys::for_this_process().credentials(id);
     for problem in problems {
         tracing::warn!(%problem, "a key store could not be read");
     }

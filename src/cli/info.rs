@@ -9,7 +9,7 @@ use crate::providers::{self, OptionKind, ProviderId, ProviderInfo};
 use crate::secrets::Keys;
 
 pub(super) fn print_providers(as_json: bool) -> Result<u8, UsageError> {
-    let keys = Keys::from_environment();
+    let keys = Keys::for_this_process();
     let mut listed = Vec::new();
     for id in ProviderId::ALL {
         let info = id.info();
@@ -65,7 +65,16 @@ fn print_provider_text(info: &ProviderInfo, credentials: &crate::secrets::Creden
     for credential in info.credentials {
         let state = match credentials.source(credential.id) {
             Some(source) => format!("set ({source})"),
-            None => format!("not set: set {}", credential.env_var),
+            None => format!(
+                "not set: run `cutout keys set {}{}` or set {}",
+                info.id,
+                if info.credentials.len() > 1 {
+                    format!(" --credential {}", credential.id)
+                } else {
+                    String::new()
+                },
+                credential.env_var
+            ),
         };
         println!("  {}: {state}", credential.label);
     }

@@ -4,7 +4,9 @@
 //! lines for scripts. Like the window, it never touches job state itself.
 
 mod batch;
+mod history;
 mod info;
+mod keys;
 mod report;
 
 use std::process::ExitCode;
@@ -34,9 +36,10 @@ const EXIT_INTERRUPTED: u8 = 130;
     long_about = "Remove backgrounds from batches of images and videos. Without a \
                   subcommand, opens the Cutout window with the given files queued.",
     args_conflicts_with_subcommands = true,
-    after_help = "Keys: CUTOUT_<PROVIDER>_KEY (Uploadcare: CUTOUT_UPLOADCARE_PUBLIC_KEY and \
-                  CUTOUT_UPLOADCARE_SECRET_KEY). Base URLs: CUTOUT_<PROVIDER>_URL. \
-                  Run `cutout providers` to see what is configured."
+    after_help = "Keys: stored in the OS keychain with `cutout keys set <ID>` (or in the window's \
+                  Settings); CUTOUT_<PROVIDER>_KEY overrides them (Uploadcare: \
+                  CUTOUT_UPLOADCARE_PUBLIC_KEY and CUTOUT_UPLOADCARE_SECRET_KEY). Base URLs: \
+                  CUTOUT_<PROVIDER>_URL. Run `cutout providers` to see what is configured."
 )]
 pub struct Cli {
     /// What to do; none opens the window.
@@ -62,6 +65,18 @@ pub enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List past jobs from the job history, newest first.
+    History(history::HistoryArgs),
+    /// Finish the jobs an interrupted run (closed, crashed or killed) left
+    /// unfinished: jobs a provider already accepted are polled, not paid for
+    /// again.
+    #[command(
+        after_help = "Exit status: 0 all jobs done (or nothing to resume); 1 one or more jobs failed; \
+                      2 bad usage or configuration; 130 cancelled with Ctrl-C."
+    )]
+    Resume(history::ResumeArgs),
+    /// Store, remove, list and test API keys in the OS keychain.
+    Keys(keys::KeysArgs),
     /// Check the providers that have a health endpoint.
     Health {
         /// Check only this provider.
@@ -107,6 +122,11 @@ pub fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(info::health(provider, json)))
         }
         Some(CliCommand::Batch(args)) => runtime().and_then(|rt| rt.block_on(batch::batch(args))),
+        Some(CliCommand::Keys(args)) => keys::run(args),
+        Some(CliCommand::History(args)) => history::print_history(args),
+        Some(CliCommand::Resume(args)) => {
+            runtime().and_then(|rt| rt.block_on(history::resume(args)))
+        }
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

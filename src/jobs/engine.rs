@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::imaging::{self, ImagingError};
 use crate::jobs::events::{Command, Event, JobSettings, NewJob, OutputSpec};
 use crate::jobs::job::{InputKind, Job, JobId, JobInput, JobState, Transition};
-use crate::jobs::output::{PendingOutput, output_dir_for};
+use crate::jobs::naming::{self, NameFields};
+use crate::jobs::output::{PendingOutput, output_dir_for, partial_owner_tag};
+use crate::jobs::store::{JobStore, RestoredJob};
 use crate::providers::{
     AssetSource, HttpClient, JobReporter, JobRequest, JobResult, PollStatus, Provider,
     ProviderError, ProviderId, ProviderInfo, ResultAsset, Submission, refusal,
@@ -163,6 +165,17 @@ struct Entry {
     resumable: bool,
 }
 
+/// What changed about a job, for the history.
+#[derive(Debug, Clone, Copy)]
+enum Persist {
+    /// It joined the queue (or came back to it).
+    Added,
+    /// Its state, remote id, credits or warnings changed.
+    Changed,
+    /// Its settings changed before it started.
+    Reconfigured,
+}
+
 /// Messages from job tasks to the engine loop.
 #[derive(Debug)]
 enum Update {
@@ -186,6 +199,18 @@ pub struct Engine {
     events: mpsc::UnboundedSender<Event>,
     waker: Waker,
     updates_tx: mpsc::UnboundedSender<(JobId, Update)>,
+    /// The job history, written before each event is published.
+    store: Option<JobStore>,
+    /// The batch that jobs being added belong to in the history.
+    batch: Option<u64>,
+    /// Marks this run's temporary files (see [`partial_owner_tag`]).
+    partial_owner: String,
+    /// The day the engine started, for `{date}` in file names: one batch
+    /// that crosses midnight keeps one date.
+    date: jiff::civil::Date,
+    /// Set after the first failed history write, so a full disk is
+    /// reported once rather than for every event.
+    store_failed: bool,
 }
 
 impl Engine {
@@ -207,6 +232,31 @@ impl Engine {
         config: EngineConfig,
         waker: Waker,
     ) -> EngineHandle {
+        Engine::spawn_recording(providers, http, config, waker, None)
+    }
+
+    /// [`spawn_with_waker`](Self::spawn_with_waker), recording every job in
+    /// `store` before each event about it is published. Job ids continue
+    /// from the history's.
+    pub fn spawn_recording(
+        providers: Vec<Arc<dyn Provider>>,
+        http: HttpClient,
+        config: EngineConfig,
+        waker: Waker,
+        store: Option<JobStore>,
+    ) -> EngineHandle {
+        let next_id = match store.as_ref().map(JobStore::next_job_id) {
+            Some(Ok(id)) => id,
+            Some(Err(error)) => {
+                tracing::error!(%error, "cannot read the job history");
+                1
+            }
+            None => 1,
+        };
+        let partial_owner = store
+            .as_ref()
+            .map(|s| partial_owner_tag(s.session()))
+            .unwrap_or_default();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (updates_tx, updates_rx) = mpsc::unbounded_channel();
@@ -215,11 +265,16 @@ impl Engine {
             config,
             http,
             jobs: BTreeMap::new(),
-            next_id: 1,
+            next_id,
             running_tasks: 0,
             events: events_tx,
             waker,
             updates_tx,
+            store,
+            batch: None,
+            partial_owner,
+            date: naming::today(),
+            store_failed: false,
         };
         for provider in providers {
             engine.set_provider(provider, None);
@@ -281,8 +336,23 @@ impl Engine {
                 }
             }
             Command::Add(new_jobs) => {
+                self.batch = self
+                    .store
+                    .as_mut()
+                    .and_then(|store| match store.begin_batch() {
+                        Ok(batch) => Some(batch),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot record a batch in the job history");
+                            None
+                        }
+                    });
                 for spec in new_jobs {
                     self.add(spec);
+                }
+            }
+            Command::Restore(jobs) => {
+                for restored in jobs {
+                    self.restore(restored);
                 }
             }
             Command::Start => {
@@ -311,6 +381,11 @@ impl Engine {
             Command::Remove(id) => {
                 self.cancel(id);
                 if self.jobs.remove(&id).is_some() {
+                    if let Some(store) = &mut self.store
+                        && let Err(error) = store.record_removed(id)
+                    {
+                        tracing::error!(%error, "cannot record a removed job in the job history");
+                    }
                     self.publish(Event::Removed(id));
                 }
             }
@@ -343,9 +418,61 @@ impl Engine {
             resumable: false,
         };
         self.jobs.insert(id, entry);
+        self.persist(id, Persist::Added);
         self.publish(Event::Added(job));
         if let Some(reason) = rejection {
             self.refuse(id, reason.to_string());
+        }
+    }
+
+    /// Takes back a job from a run that ended; one the provider accepted
+    /// resumes at once, the rest wait in the queue.
+    fn restore(&mut self, restored: RestoredJob) {
+        let RestoredJob {
+            mut job,
+            spec,
+            accepted,
+        } = restored;
+        let id = job.id;
+        if self.jobs.contains_key(&id) {
+            return;
+        }
+        self.next_id = self.next_id.max(id.0 + 1);
+        let resume = accepted && job.remote_id.is_some();
+        job.state = JobState::Queued;
+        let entry = Entry {
+            job: job.clone(),
+            spec,
+            started: resume,
+            cancel: None,
+            accepted: false,
+            resumable: resume,
+        };
+        self.jobs.insert(id, entry);
+        self.persist(id, Persist::Added);
+        self.publish(Event::Added(job));
+        if resume {
+            self.schedule(id);
+        }
+    }
+
+    /// Writes a job's current state to the history, if there is one.
+    fn persist(&mut self, id: JobId, what: Persist) {
+        let (Some(store), Some(entry)) = (self.store.as_mut(), self.jobs.get(&id)) else {
+            return;
+        };
+        let written = match what {
+            Persist::Added => store.record_added(self.batch, &entry.job, &entry.spec.settings),
+            Persist::Changed => store.record_changed(&entry.job, entry.accepted, None),
+            Persist::Reconfigured => {
+                store.record_changed(&entry.job, entry.accepted, Some(&entry.spec.settings))
+            }
+        };
+        if let Err(error) = written {
+            if !self.store_failed {
+                tracing::error!(%error, "cannot write to the job history; jobs carry on unrecorded");
+            }
+            self.store_failed = true;
         }
     }
 
@@ -386,6 +513,7 @@ impl Engine {
             entry.job.state = JobState::Queued;
         }
         let job = entry.job.clone();
+        self.persist(id, Persist::Reconfigured);
         self.publish(Event::Changed(job));
         if let Some(reason) = rejection {
             self.refuse(id, reason.to_string());
@@ -405,8 +533,9 @@ impl Engine {
             let info = settings.provider.info();
             let variables: Vec<_> = info.credentials.iter().map(|c| c.env_var).collect();
             let error = format!(
-                "{} is not set up: add its key in Settings (or set {})",
+                "{} is not set up: add its key in Settings (or run `cutout keys set {}`, or set {})",
                 info.name,
+                info.id,
                 variables.join(" and ")
             );
             self.refuse(id, error);
@@ -435,6 +564,8 @@ impl Engine {
             },
             output: settings.output.clone(),
             resume_from,
+            partial_owner: self.partial_owner.clone(),
+            date: self.date,
             poll: self.config.poll.clone(),
             http: self.http.clone(),
             updates: self.updates_tx.clone(),
@@ -466,17 +597,20 @@ impl Engine {
                 if let Some(entry) = self.jobs.get_mut(&id) {
                     entry.job.warnings.push(message.clone());
                     let job = entry.job.clone();
+                    self.persist(id, Persist::Changed);
                     self.publish(Event::Warning { job, message });
                 }
             }
             Update::Credits(credits) => {
                 if let Some(entry) = self.jobs.get_mut(&id) {
                     entry.job.credits_charged = Some(credits);
+                    self.persist(id, Persist::Changed);
                 }
             }
             Update::Accepted => {
                 if let Some(entry) = self.jobs.get_mut(&id) {
                     entry.accepted = true;
+                    self.persist(id, Persist::Changed);
                 }
             }
             Update::Ended(transition) => {
@@ -512,6 +646,7 @@ impl Engine {
             Ok(next) => {
                 entry.job.state = next;
                 let job = entry.job.clone();
+                self.persist(id, Persist::Changed);
                 self.publish(Event::Changed(job));
                 true
             }
@@ -559,6 +694,10 @@ struct JobTask {
     request: JobRequest,
     output: OutputSpec,
     resume_from: Option<String>,
+    /// Marks the temporary files this task writes as this run's.
+    partial_owner: String,
+    /// The run's date, for `{date}` in file names.
+    date: jiff::civil::Date,
     poll: PollPolicy,
     http: HttpClient,
     updates: mpsc::UnboundedSender<(JobId, Update)>,
@@ -704,13 +843,20 @@ impl JobTask {
             let variation = asset.variation.clone().filter(|_| several);
             ready.push((pending, variation, extension));
         }
-        let stem = self.request.input.stem();
+        let input_stem = self.request.input.stem();
         let mut outputs = Vec::with_capacity(ready.len());
         for (pending, variation, extension) in ready {
+            let name = self.output.naming.render(&NameFields {
+                name: &input_stem,
+                provider: self.provider.info().id,
+                model: &self.request.model,
+                date: self.date,
+                variation: variation.as_deref(),
+            });
             // A rename, done here rather than on a blocking thread so a cancel
             // can never land a file after the job reported `cancelled`.
             let written = pending
-                .commit(&stem, variation.as_deref(), &extension)
+                .commit(&name.stem, name.variation, &extension)
                 .map_err(|source| JobError::Output {
                     action: "cannot save the result",
                     source,
@@ -733,7 +879,8 @@ impl JobTask {
         };
         let pending = {
             let dir = dir.to_owned();
-            tokio::task::spawn_blocking(move || PendingOutput::create(&dir))
+            let owner = self.partial_owner.clone();
+            tokio::task::spawn_blocking(move || PendingOutput::create(&dir, &owner))
                 .await
                 .map_err(|e| output_error(std::io::Error::other(e.to_string())))?
                 .map_err(output_error)?
@@ -967,6 +1114,7 @@ mod tests {
                     dir: dir.join("out"),
                     format: Some(OutputFormat::Png),
                     background: Background::Transparent,
+                    naming: Default::default(),
                 },
             },
         }

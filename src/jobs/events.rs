@@ -3,15 +3,19 @@
 //! the engine can persist every change before anyone sees it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::job::{Job, JobId, JobInput};
-use std::sync::Arc;
+use crate::jobs::naming::NamingTemplate;
+use crate::jobs::store::RestoredJob;
 
 use crate::providers::{Provider, ProviderId, ProviderOptions};
 
 /// A job to add: one input and how to process and save it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
     /// Where the input comes from.
     pub input: JobInput,
@@ -22,7 +26,7 @@ pub struct NewJob {
 /// How a job is processed and saved. A front end may change it for jobs that
 /// have not started yet ([`Command::Reconfigure`]), so a user can drop files
 /// first and pick the provider afterwards.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSettings {
     /// Which provider runs it.
     pub provider: ProviderId,
@@ -35,7 +39,7 @@ pub struct JobSettings {
 }
 
 /// Where and how a job's results are saved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputSpec {
     /// The output folder; a dropped folder's tree is recreated beneath it.
     pub dir: PathBuf,
@@ -44,6 +48,9 @@ pub struct OutputSpec {
     pub format: Option<OutputFormat>,
     /// What goes behind the subject.
     pub background: Background,
+    /// How result files are named.
+    #[serde(default)]
+    pub naming: NamingTemplate,
 }
 
 /// What front ends ask of the engine.
@@ -67,6 +74,12 @@ pub enum Command {
     /// Starts every queued job (each provider runs as many at once as its
     /// concurrency allows).
     Start,
+    /// Takes back unfinished jobs from a run that ended (see
+    /// [`JobStore::claim_unfinished`](crate::jobs::store::JobStore::claim_unfinished)),
+    /// keeping their ids. Jobs the provider had accepted resume polling at
+    /// once (they are already paid for); the others wait for
+    /// [`Command::Start`].
+    Restore(Vec<RestoredJob>),
     /// Stops one job; a job in flight is told to stop and its partial output
     /// is removed.
     Cancel(JobId),

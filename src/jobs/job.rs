@@ -159,8 +159,11 @@ fn percent_decode(segment: &str) -> String {
         .into_owned()
 }
 
-/// Keeps a stem safe to use as a file name on every desktop platform.
-fn sanitize_file_stem(stem: &str) -> String {
+/// Keeps a stem safe to use as a file name on every desktop platform: no
+/// separators or reserved characters, no leading dot (a hidden file) and no
+/// surrounding spaces. Applying it twice changes nothing, so a naming
+/// template can clean a name that contains an already cleaned stem.
+pub(crate) fn sanitize_file_stem(stem: &str) -> String {
     let cleaned: String = stem
         .chars()
         .map(|c| match c {
@@ -169,7 +172,9 @@ fn sanitize_file_stem(stem: &str) -> String {
             c => c,
         })
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.');
+    let trimmed = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     if trimmed.is_empty() {
         "download".to_owned()
     } else {
@@ -501,5 +506,15 @@ mod tests {
         assert_eq!(bare.stem(), "download");
         let sneaky = JobInput::Url(Url::parse("https://cdn.test/..%2F..%2Fetc.png").unwrap());
         assert!(!sneaky.stem().contains('/'), "{}", sneaky.stem());
+    }
+
+    #[test]
+    fn a_cleaned_stem_has_no_leading_dots_or_spaces_and_cleaning_again_keeps_it() {
+        for raw in [". x", "..  x", " .x. ", "a:b", "   ", "..", "ok"] {
+            let once = sanitize_file_stem(raw);
+            assert!(!once.starts_with(['.', ' ']), "{raw:?} -> {once:?}");
+            assert_eq!(sanitize_file_stem(&once), once, "{raw:?}");
+        }
+        assert_eq!(sanitize_file_stem(". x"), "x");
     }
 }

@@ -6,7 +6,9 @@ pub mod engine;
 pub mod events;
 pub mod inputs;
 pub mod job;
+pub mod naming;
 pub mod output;
+pub mod store;
 
 pub use engine::{CommandSender, Engine, EngineConfig, EngineHandle, PollPolicy, Waker};
 pub use events::{Command, Event, JobSettings, NewJob, OutputSpec};

@@ -40,6 +40,37 @@ pub fn output_dir_for(out_dir: &Path, input: &JobInput) -> PathBuf {
     dir
 }
 
+/// The part of a temporary file's name that says which run wrote it:
+/// `.cutout-partial-s42-…` for history session 42.
+pub fn partial_owner_tag(session: u64) -> String {
+    format!("s{session}-")
+}
+
+/// Deletes the temporary files that the run tagged `owner` left in `dir`
+/// (a run that was killed cannot clean up after itself). Files of other runs,
+/// which may still be writing, are left alone. Returns how many were removed.
+pub fn sweep_partials(dir: &Path, owner: &str) -> io::Result<usize> {
+    let prefix = format!("{PARTIAL_PREFIX}{owner}");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(&prefix));
+        if is_ours && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The file name for attempt `n` (0 = the plain name): `stem.ext`,
 /// `stem.variation.ext`, then `stem (1).ext`, `stem (2).ext`…
 pub fn candidate_name(stem: &str, variation: Option<&str>, extension: &str, n: u32) -> String {
@@ -64,11 +95,14 @@ pub struct PendingOutput {
 
 impl PendingOutput {
     /// Creates the target folder (and parents) and a temporary file in it, so
-    /// the final rename stays on one file system and is atomic.
-    pub fn create(dir: &Path) -> io::Result<Self> {
+    /// the final rename stays on one file system and is atomic. `owner` (the
+    /// history session's [`partial_owner_tag`], or empty) goes into the name,
+    /// so a later run can sweep exactly the files a killed run left behind.
+    pub fn create(dir: &Path, owner: &str) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut builder = tempfile::Builder::new();
-        builder.prefix(PARTIAL_PREFIX);
+        let prefix = format!("{PARTIAL_PREFIX}{owner}");
+        builder.prefix(&prefix);
         // Temporary files are private (0600) by default; results are the
         // user's ordinary files, so they get the usual mode the umask allows.
         #[cfg(unix)]
@@ -160,7 +194,7 @@ mod tests {
     fn an_existing_file_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.png"), b"precious").unwrap();
-        let first = PendingOutput::create(dir.path()).unwrap();
+        let first = PendingOutput::create(dir.path(), "").unwrap();
         std::fs::write(first.path(), b"new").unwrap();
         let written = first.commit("a", None, "png").unwrap();
         assert_eq!(written, dir.path().join("a (1).png"));
@@ -176,16 +210,36 @@ mod tests {
     fn results_are_ordinary_files_readable_by_others_not_private_temp_files() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let pending = PendingOutput::create(dir.path()).unwrap();
+        let pending = PendingOutput::create(dir.path(), "").unwrap();
         let written = pending.commit("a", None, "png").unwrap();
         let mode = std::fs::metadata(written).unwrap().permissions().mode();
         assert_eq!(mode & 0o044, 0o044, "{mode:o}");
     }
 
     #[test]
+    fn a_sweep_removes_only_the_partial_files_of_the_named_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = PendingOutput::create(dir.path(), &partial_owner_tag(7)).unwrap();
+        let alive = PendingOutput::create(dir.path(), &partial_owner_tag(71)).unwrap();
+        std::fs::write(dir.path().join("s7-result.png"), b"a result").unwrap();
+        let dead_path = dead.path().to_owned();
+        // A killed run never drops its files: forget instead of deleting.
+        std::mem::forget(dead);
+        assert!(dead_path.exists());
+        assert_eq!(
+            sweep_partials(dir.path(), &partial_owner_tag(7)).unwrap(),
+            1
+        );
+        assert!(!dead_path.exists());
+        assert!(alive.path().exists());
+        assert!(dir.path().join("s7-result.png").exists());
+        assert_eq!(sweep_partials(&dir.path().join("gone"), "s1-").unwrap(), 0);
+    }
+
+    #[test]
     fn a_dropped_pending_output_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let pending = PendingOutput::create(&dir.path().join("nested")).unwrap();
+        let pending = PendingOutput::create(&dir.path().join("nested"), "").unwrap();
         std::fs::write(pending.path(), b"half").unwrap();
         drop(pending);
         let left: Vec<_> = std::fs::read_dir(dir.path().join("nested"))

@@ -81,10 +81,14 @@ pub enum ProviderError {
         secs: u64,
     },
     /// A credential is not configured.
-    #[error("{provider} needs its {label}: set {env_var}")]
+    #[error(
+        "{provider} needs its {label}: add it in Settings or with `cutout keys set {provider_id}`, or set {env_var}"
+    )]
     MissingCredential {
         /// The provider's name.
         provider: &'static str,
+        /// The provider's id, for the command that stores the key.
+        provider_id: crate::providers::ProviderId,
         /// The credential's name.
         label: &'static str,
         /// The variable that provides it.
@@ -610,6 +614,20 @@ pub fn json_text(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// A count or amount for a message ("42", "2.5"), from a number or a numeric
+/// string; whole numbers lose their `.0`.
+pub fn json_amount(value: &Value) -> Option<String> {
+    let number = json_text(value)?
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())?;
+    Some(if number.fract() == 0.0 {
+        format!("{number:.0}")
+    } else {
+        format!("{number}")
+    })
 }
 
 /// The whole body of a successful response.

@@ -299,7 +299,9 @@ pub fn providers_accepting(kind: InputKind) -> Vec<ProviderId> {
 }
 
 /// What a provider is given to build a client: resolved base URLs, the
-/// credentials it declared, and the shared HTTP client.
+/// credentials it declared, and the shared HTTP client. Cloning it is cheap
+/// (the HTTP client is shared) and copies no key out of its secret wrapper.
+#[derive(Clone)]
 pub struct ProviderConfig {
     /// Base URLs by [`EndpointSpec::id`]; every declared endpoint with a
     /// default is present.
@@ -337,6 +339,7 @@ impl ProviderConfig {
             .get(spec.id)
             .ok_or(ProviderError::MissingCredential {
                 provider: info.name,
+                provider_id: info.id,
                 label: spec.label,
                 env_var: spec.env_var,
             })
@@ -560,19 +563,48 @@ pub async fn check_health(
     }
 }
 
+/// What a successful key test found: the provider accepted the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyCheck {
+    /// A short note for the user when the answer had one ("42 credits
+    /// left"); never contains the key.
+    pub detail: Option<String>,
+}
+
+/// Checks that `id` accepts the keys in `config` with one cheap,
+/// authenticated call that starts no paid work: remove.bg's account, the
+/// video service's one-day usage summary, a signed one-file listing of the
+/// Uploadcare project, and removit's status of a made-up job (unknown job
+/// means the key is fine). Goes through the shared client and its retry
+/// policy. A refused key is [`ProviderError::Unauthorized`]; a missing one
+/// is [`ProviderError::MissingCredential`].
+pub async fn test_key(id: ProviderId, config: &ProviderConfig) -> Result<KeyCheck, ProviderError> {
+    for spec in id.info().credentials {
+        config.credential(id.info(), spec.id)?;
+    }
+    let config = config.clone();
+    match id {
+        ProviderId::Uploadcare => uploadcare::Uploadcare::new(config)?.check_key().await,
+        ProviderId::Removit => removit::Removit::new(config)?.check_key().await,
+        ProviderId::Removebgvideo => removebgvideo::RemoveBgVideo::new(config)?.check_key().await,
+        ProviderId::Removebg => removebg::RemoveBg::new(config)?.check_key().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::test_support::config;
     use super::*;
 
     #[test]
-    fn a_missing_credential_names_the_variable_to_set() {
+    fn a_missing_credential_names_every_way_to_provide_it() {
         let error = config(&[], &[])
             .secret_header(&removebg::INFO, "key")
             .unwrap_err();
         assert_eq!(
             error.to_string(),
-            "remove.bg needs its API key: set CUTOUT_REMOVEBG_KEY"
+            "remove.bg needs its API key: add it in Settings or with `cutout keys set removebg`, \
+             or set CUTOUT_REMOVEBG_KEY"
         );
     }
 

@@ -10,15 +10,16 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::multipart::Form;
 use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 
-use super::http::{InputFile, endpoint_url};
+use super::http::{InputFile, endpoint_url, json_amount, parse_answer, read_body};
 use super::removebg_params::{
     validate_crop_margin, validate_position, validate_roi, validate_scale,
 };
 use super::{
     AssetSource, Call, CredentialSpec, EndpointSpec, HttpClient, JobReporter, JobRequest,
-    JobResult, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider, ProviderConfig,
+    JobResult, KeyCheck, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider, ProviderConfig,
     ProviderError, ProviderId, ProviderInfo, Replay, ResultAsset, Submission,
 };
 use crate::jobs::job::{InputKind, JobInput};
@@ -160,12 +161,21 @@ const REMOVE: Call = Call {
     error_message,
 };
 
+const ACCOUNT: Call = Call {
+    what: "account",
+    // Reading the balance is free and changes nothing.
+    replay: Replay::Always,
+    error_message,
+};
+
 /// The client for one configured account.
 #[derive(Debug)]
 pub struct RemoveBg {
     http: HttpClient,
     /// `{base}/removebg`.
     url: Url,
+    /// `{base}/account`, for the key test.
+    account_url: Url,
     /// The key as a header value marked sensitive, so it is exposed once and
     /// never printed by `Debug` or reqwest's logs.
     key: HeaderValue,
@@ -180,9 +190,46 @@ impl RemoveBg {
         Ok(RemoveBg {
             http: config.http,
             url: endpoint_url(&base, "removebg"),
+            account_url: endpoint_url(&base, "account"),
             key,
         })
     }
+
+    /// Tests the key with `GET /account`, which is authenticated but free;
+    /// remove.bg refuses a bad key with 403. The balance it answers becomes
+    /// the detail ("42 credits and 50 free API calls left").
+    pub async fn check_key(&self) -> Result<KeyCheck, ProviderError> {
+        let response = self
+            .http
+            .send(ACCOUNT, || {
+                Ok(self
+                    .http
+                    .api()
+                    .get(self.account_url.clone())
+                    .header(API_KEY_HEADER, self.key.clone()))
+            })
+            .await?;
+        let answer = parse_answer("the account check", &read_body(response).await?)?;
+        Ok(KeyCheck {
+            detail: balance(&answer),
+        })
+    }
+}
+
+/// The balance in an account answer
+/// (`{"data":{"attributes":{"credits":{"total"},"api":{"free_calls"}}}}`),
+/// whichever parts are there.
+fn balance(answer: &Value) -> Option<String> {
+    let attributes = answer.pointer("/data/attributes")?;
+    let amount = |pointer: &str| json_amount(attributes.pointer(pointer)?);
+    let parts: Vec<String> = [
+        amount("/credits/total").map(|n| format!("{n} credits")),
+        amount("/api/free_calls").map(|n| format!("{n} free API calls")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("{} left", parts.join(" and ")))
 }
 
 /// The image as it is sent: a file read once, so every retry sends the same
@@ -533,8 +580,22 @@ mod tests {
             )
                 .into_response()
         }
+        async fn account(State(log): State<Log>, headers: HeaderMap) -> axum::response::Response {
+            let key = api_key(&headers);
+            log.lock().unwrap().push(format!("account key={key}"));
+            if key != "rbg_test_key" {
+                let body = json!({"errors": [{"title": "API Key invalid", "code": "auth_failed"}]});
+                return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            }
+            let body = json!({"data": {"attributes": {
+                "credits": {"total": 42, "subscription": 40, "payg": 2, "enterprise": 0},
+                "api": {"free_calls": 50, "sizes": "all"}
+            }}});
+            axum::Json(body).into_response()
+        }
         let app = Router::new()
             .route("/v1.0/removebg", post(removebg))
+            .route("/v1.0/account", axum::routing::get(account))
             .with_state(log);
         serve(app).await.join("v1.0").unwrap()
     }
@@ -621,5 +682,45 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, ProviderError::Protocol(_)));
+    }
+
+    #[test]
+    fn the_balance_is_read_from_whichever_parts_the_account_answer_has() {
+        let read = |v: serde_json::Value| balance(&v);
+        assert_eq!(
+            read(json!({"data": {"attributes": {"credits": {"total": 42.5}, "api": {"free_calls": "3"}}}}))
+                .as_deref(),
+            Some("42.5 credits and 3 free API calls left")
+        );
+        assert_eq!(
+            read(json!({"data": {"attributes": {"credits": {"total": 0}}}})).as_deref(),
+            Some("0 credits left")
+        );
+        assert_eq!(read(json!({"data": {"attributes": {}}})), None);
+        assert_eq!(read(json!({"unexpected": true})), None);
+    }
+
+    #[tokio::test]
+    async fn the_key_test_reads_the_free_account_route_and_reports_the_balance() {
+        let log = Log::default();
+        let base = fake_server(log.clone()).await;
+        let check = client(&base, "rbg_test_key").check_key().await.unwrap();
+        assert_eq!(
+            check.detail.as_deref(),
+            Some("42 credits and 50 free API calls left")
+        );
+        assert_eq!(log.lock().unwrap().as_slice(), ["account key=rbg_test_key"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_fails_the_key_test_as_unauthorized_without_retrying() {
+        let log = Log::default();
+        let base = fake_server(log.clone()).await;
+        let error = client(&base, "wrong").check_key().await.unwrap_err();
+        let ProviderError::Unauthorized { message } = error else {
+            panic!("expected unauthorized, got {error:?}");
+        };
+        assert_eq!(message, "API Key invalid (auth_failed)");
+        assert_eq!(log.lock().unwrap().len(), 1);
     }
 }

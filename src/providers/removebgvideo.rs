@@ -17,11 +17,12 @@ use serde_json::{Map, Value};
 use tokio_util::io::ReaderStream;
 use url::Url;
 
-use super::http::{endpoint_url, json_text, mime_for_path, unreadable_input};
+use super::http::{endpoint_url, json_amount, json_text, mime_for_path, unreadable_input};
 use super::{
     AssetSource, Call, CredentialSpec, EndpointSpec, HealthCheck, HealthReport, HttpClient,
-    JobReporter, JobRequest, JobResult, ModelInfo, OptionKind, OptionSpec, PollStatus, Provider,
-    ProviderConfig, ProviderError, ProviderId, ProviderInfo, Replay, ResultAsset, Submission,
+    JobReporter, JobRequest, JobResult, KeyCheck, ModelInfo, OptionKind, OptionSpec, PollStatus,
+    Provider, ProviderConfig, ProviderError, ProviderId, ProviderInfo, Replay, ResultAsset,
+    Submission,
 };
 use crate::imaging::Background;
 use crate::jobs::job::{InputKind, JobInput};
@@ -162,6 +163,12 @@ const STATUS: Call = Call {
     error_message,
 };
 
+const USAGE: Call = Call {
+    what: "usage summary",
+    replay: Replay::Always,
+    error_message,
+};
+
 const HEALTH: Call = Call {
     what: "health",
     replay: Replay::Always,
@@ -188,6 +195,27 @@ impl RemoveBgVideo {
             http: config.http,
             base,
             key,
+        })
+    }
+
+    /// Tests the key with `GET /v1/usage/summary?days=1`: authenticated,
+    /// free, and it starts nothing. A bad or missing key is 401. What the
+    /// summary says about the last day becomes the detail.
+    pub async fn check_key(&self) -> Result<KeyCheck, ProviderError> {
+        let mut url = api_url(&self.base, &["v1", "usage", "summary"])?;
+        url.query_pairs_mut().append_pair("days", "1");
+        let answer: Value = self
+            .http
+            .send_json(USAGE, || {
+                Ok(self
+                    .http
+                    .api()
+                    .get(url.clone())
+                    .header(API_KEY_HEADER, self.key.clone()))
+            })
+            .await?;
+        Ok(KeyCheck {
+            detail: usage_detail(&answer),
         })
     }
 
@@ -742,6 +770,25 @@ fn is_positive_word(word: &str) -> bool {
     POSITIVE.iter().any(|p| p.eq_ignore_ascii_case(word))
 }
 
+/// The last day's usage in words, from whichever of `total_jobs` and
+/// `credits_used` the summary has (its shape is unconfirmed; it may also sit
+/// under `data`).
+fn usage_detail(answer: &Value) -> Option<String> {
+    let summary = match answer.get("data") {
+        Some(data @ Value::Object(_)) => data,
+        _ => answer,
+    };
+    let count = |key: &str| json_amount(summary.get(key)?);
+    let parts: Vec<String> = [
+        count("total_jobs").map(|n| format!("{n} jobs")),
+        count("credits_used").map(|n| format!("{n} credits used")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| format!("{} in the last day", parts.join(", ")))
+}
+
 // ---- error bodies -----------------------------------------------------------
 
 /// Pulls the message out of `{"error":{"code","message","request_id"}}`,
@@ -1293,7 +1340,24 @@ mod tests {
                 json!({"status": "healthy", "checks": {"api": true, "runpod_configured": true, "r2_configured": true}}),
             )
         }
+        async fn usage(
+            State(log): State<Log>,
+            headers: HeaderMap,
+            axum::extract::RawQuery(query): axum::extract::RawQuery,
+        ) -> (axum::http::StatusCode, axum::Json<Value>) {
+            let key = api_key(&headers);
+            log.lock()
+                .unwrap()
+                .push(format!("usage {} key={key}", query.unwrap_or_default()));
+            if key != "rbv_test_key" {
+                let body = json!({"error": {"code": "invalid_api_key", "message": "Invalid API key", "request_id": "req_2"}});
+                return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body));
+            }
+            let body = json!({"total_jobs": 3, "credits_used": 180, "completed_jobs": 3});
+            (axum::http::StatusCode::OK, axum::Json(body))
+        }
         let app = Router::new()
+            .route("/v1/usage/summary", get(usage))
             .route("/v1/uploads", post(upload))
             .route("/v1/jobs", post(create))
             .route("/v1/jobs/{id}/start", post(start))
@@ -1384,5 +1448,44 @@ mod tests {
         let remote = Url::parse("http://api.removebgvideo.com").unwrap();
         let error = RemoveBgVideo::new(config(&[("url", &remote)], &[("key", "k")])).unwrap_err();
         assert!(matches!(error, ProviderError::Config(_)));
+    }
+
+    #[test]
+    fn the_usage_detail_tolerates_a_nested_or_partial_summary() {
+        assert_eq!(
+            usage_detail(&json!({"total_jobs": 3, "credits_used": 180, "completed_jobs": 3}))
+                .as_deref(),
+            Some("3 jobs, 180 credits used in the last day")
+        );
+        assert_eq!(
+            usage_detail(&json!({"data": {"credits_used": "7.5"}})).as_deref(),
+            Some("7.5 credits used in the last day")
+        );
+        assert_eq!(usage_detail(&json!({"success": true})), None);
+    }
+
+    #[tokio::test]
+    async fn the_key_test_asks_for_one_days_usage_with_the_key() {
+        let log = Log::default();
+        let base = fake_server(log.clone()).await;
+        let check = client(&base, "rbv_test_key").check_key().await.unwrap();
+        assert_eq!(
+            check.detail.as_deref(),
+            Some("3 jobs, 180 credits used in the last day")
+        );
+        assert_eq!(
+            log.lock().unwrap().as_slice(),
+            ["usage days=1 key=rbv_test_key"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_fails_the_key_test_as_unauthorized() {
+        let base = fake_server(Log::default()).await;
+        let error = client(&base, "wrong").check_key().await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Unauthorized { message } if message.starts_with("Invalid API key")),
+            "{error:?}"
+        );
     }
 }

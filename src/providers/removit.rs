@@ -270,6 +270,14 @@ fn parse_status(body: &[u8], options: &ProviderOptions) -> Result<PollStatus, Pr
     Ok(PollStatus::Pending { progress })
 }
 
+/// What a 404 `{"error":"not_found"}` becomes: removit's way of saying the job
+/// id is unknown to this key.
+const UNKNOWN_JOB: &str = "removit does not know this job (not_found)";
+
+/// The job id the key test asks about: UUID-shaped, so it passes any format
+/// check, and never issued.
+const MADE_UP_JOB_ID: &str = "00000000-0000-4000-8000-00000000c0de";
+
 /// Pulls removit's words out of an error body, so the user reads "API key
 /// invalid" or "file_url: must be a valid URL" rather than a status code.
 fn error_message(body: &[u8]) -> Option<String> {
@@ -290,7 +298,7 @@ fn error_message(body: &[u8]) -> Option<String> {
         }
     }
     match code.as_deref() {
-        Some("not_found") => Some("removit does not know this job (not_found)".to_owned()),
+        Some("not_found") => Some(UNKNOWN_JOB.to_owned()),
         Some("insufficient_credits") if message.is_none() => {
             Some("the removit account has insufficient credits (insufficient_credits)".to_owned())
         }
@@ -319,6 +327,43 @@ impl Removit {
             base,
             key,
         })
+    }
+
+    /// Tests the key by asking for the status of a job that does not exist,
+    /// which is free: 401 means the key is refused, removit's own 404
+    /// (`not_found`) means it was accepted and only the job is unknown. A
+    /// 404 in other words is a wrong base URL, not a good key. A 422 also
+    /// counts as accepted (*unconfirmed*: it assumes removit checks the key
+    /// before it validates the id).
+    pub async fn check_key(&self) -> Result<KeyCheck, ProviderError> {
+        let mut url = endpoint_url(&self.base, "api/v1/status");
+        url.query_pairs_mut().append_pair("job_id", MADE_UP_JOB_ID);
+        let call = Call {
+            what: "key check",
+            replay: Replay::Always,
+            error_message,
+        };
+        let outcome = self
+            .http
+            .send(call, || {
+                Ok(self.authorized(self.http.api().get(url.clone())))
+            })
+            .await;
+        match outcome {
+            Ok(_) => Ok(KeyCheck::default()),
+            Err(ProviderError::Rejected {
+                status: 404,
+                message,
+            }) if message == UNKNOWN_JOB => Ok(KeyCheck::default()),
+            Err(ProviderError::Rejected {
+                status: 404,
+                message,
+            }) => Err(ProviderError::Config(format!(
+                "removit's status route was not found ({message}); check the removit base URL"
+            ))),
+            Err(ProviderError::Rejected { status: 422, .. }) => Ok(KeyCheck::default()),
+            Err(other) => Err(other),
+        }
     }
 
     /// A request carrying the key.
@@ -748,6 +793,9 @@ mod tests {
                 StatusCode::NOT_FOUND,
                 serde_json::json!({"error": "not_found"}),
             ),
+            ("GET", "/elsewhere/api/v1/status") => {
+                axum::response::IntoResponse::into_response((StatusCode::NOT_FOUND, "Not Found"))
+            }
             _ => json(
                 StatusCode::NOT_FOUND,
                 serde_json::json!({"error": "not_found"}),
@@ -882,5 +930,35 @@ mod tests {
                 .ends_with("removit does not know this job (not_found)"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_key_test_asks_about_a_made_up_job_and_an_unknown_job_means_the_key_is_fine() {
+        let (base, seen) = start_fake().await;
+        let check = client(&base, KEY).check_key().await.unwrap();
+        assert_eq!(check, KeyCheck::default());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["GET /api/v1/status?job_id=00000000-0000-4000-8000-00000000c0de"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_fails_the_key_test_as_unauthorized() {
+        let (base, _) = start_fake().await;
+        let error = client(&base, "wrong").check_key().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the API key was refused, check your key: API key invalid"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_that_is_not_removits_own_means_a_wrong_base_url_not_a_good_key() {
+        let (base, _) = start_fake().await;
+        let elsewhere = base.join("elsewhere/").unwrap();
+        let error = client(&elsewhere, KEY).check_key().await.unwrap_err();
+        assert!(matches!(error, ProviderError::Config(_)), "{error:?}");
+        assert!(error.to_string().contains("base URL"), "{error}");
     }
 }

@@ -683,6 +683,33 @@ impl Uploadcare {
         }
     }
 
+    /// Tests both keys with the cheapest signed REST call, a listing of at
+    /// most one stored file (`GET /files/?limit=1&stored=true`, the call of
+    /// the documented signature example). It changes nothing; a wrong public
+    /// key or a wrong secret key (a bad signature) is 401. The project's
+    /// file count, when given, becomes the detail.
+    pub async fn check_key(&self) -> Result<KeyCheck, ProviderError> {
+        let mut url = endpoint_url(&self.api_url, "files/");
+        url.query_pairs_mut()
+            .append_pair("limit", "1")
+            .append_pair("stored", "true");
+        let call = Call {
+            what: "file listing",
+            replay: Replay::Always,
+            error_message: rest_error_message,
+        };
+        let body = self.rest(call, Method::GET, &url, Bytes::new()).await?;
+        let answer = parse_answer("the file listing", &body)?;
+        let detail = answer
+            .get("total")
+            .and_then(Value::as_u64)
+            .map(|total| match total {
+                1 => "1 stored file in the project".to_owned(),
+                n => format!("{n} stored files in the project"),
+            });
+        Ok(KeyCheck { detail })
+    }
+
     /// Where to download a result file: the configured CDN, else where the
     /// REST API says, else the project's own CDN.
     async fn result_url(&self, file_id: &str) -> Result<Url, ProviderError> {
@@ -1207,6 +1234,13 @@ mod tests {
                             serde_json::json!({"status": "done", "result": {"file_id": RESULT}}),
                         )
                     }
+                    ("GET", "/files/") => {
+                        assert_eq!(parts.uri.query(), Some("limit=1&stored=true"));
+                        json(
+                            StatusCode::OK,
+                            serde_json::json!({"next": null, "previous": null, "total": 12, "per_page": 1, "results": [{"uuid": SOURCE}]}),
+                        )
+                    }
                     ("GET", p) if p == format!("/files/{RESULT}/") => {
                         let link = format!("{}cdn/{RESULT}/", base.lock().unwrap());
                         json(
@@ -1383,5 +1417,35 @@ mod tests {
             &[("public_key", PUBLIC), ("secret_key", SECRET)],
         ));
         assert!(matches!(result, Err(ProviderError::Config(_))));
+    }
+
+    #[tokio::test]
+    async fn the_key_test_is_a_signed_one_file_listing() {
+        let fixture = start_fake().await;
+        let check = client(&fixture.base, SECRET, None)
+            .check_key()
+            .await
+            .unwrap();
+        assert_eq!(
+            check.detail.as_deref(),
+            Some("12 stored files in the project")
+        );
+        assert_eq!(
+            fixture.seen.lock().unwrap().as_slice(),
+            ["GET /files/?limit=1&stored=true"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_key_fails_the_key_test_as_unauthorized() {
+        let fixture = start_fake().await;
+        let error = client(&fixture.base, "not-the-secret", None)
+            .check_key()
+            .await
+            .unwrap_err();
+        let ProviderError::Unauthorized { message } = error else {
+            panic!("expected unauthorized, got {error:?}");
+        };
+        assert_eq!(message, "Invalid signature. Please check your Secret key.");
     }
 }

@@ -1,7 +1,10 @@
 //! The window's top level: owns the engine connection, drains its events into
 //! the view model each frame within a small time budget, lays out the panels
-//! and turns keyboard shortcuts, drops and pastes into commands.
+//! and turns keyboard shortcuts, drops and pastes into commands. At start it
+//! opens the job history and brings back the jobs the last session left
+//! unfinished.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,17 +14,21 @@ use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 use crate::config;
 use crate::jobs::inputs::Skipped;
 use crate::jobs::job::{JobId, JobState};
+use crate::jobs::store::{JobStore, RestoredJob};
 use crate::jobs::{
-    Command, CommandSender, Engine, EngineConfig, EngineHandle, JobSettings, NewJob,
+    Command, CommandSender, Engine, EngineConfig, EngineHandle, Event, JobSettings, NewJob,
 };
-use crate::providers::{HttpClient, ProviderId};
+use crate::paths::AppDirs;
+use crate::providers::HttpClient;
+use crate::secrets::Keychain;
 use crate::ui::form::{FormAction, JobForm};
+use crate::ui::history::{HistoryAction, HistoryWindow};
 use crate::ui::intake::{Intake, IntakeWorker};
 use crate::ui::preview::PreviewPanel;
 use crate::ui::queue::{QueuePanel, status_bar_ui};
 use crate::ui::selection::Selection;
 use crate::ui::settings::{Preferences, SettingsWindow};
-use crate::ui::setup::{Env, ProviderSetup};
+use crate::ui::setup::{Env, ProviderSetup, SetupParts, Waker};
 use crate::ui::view_model::QueueView;
 
 /// How long one frame may spend applying engine events; the rest wait for
@@ -81,9 +88,89 @@ pub struct CutoutApp {
     queue_panel: QueuePanel,
     preview: PreviewPanel,
     settings: SettingsWindow,
+    history: HistoryWindow,
+    /// Jobs that keep the settings they were set up with instead of
+    /// following the form: ones brought back from the last session and ones
+    /// run again from the history.
+    own_settings: HashSet<JobId>,
+    /// Jobs sent to run again whose ids are not known yet; each is matched
+    /// with the job the engine adds for it.
+    reruns_sent: Vec<NewJob>,
+    /// Jobs from the last session, held until every stored key is read so
+    /// the ones already with their provider find it set up.
+    to_restore: Vec<RestoredJob>,
     url_text: String,
     notices: Vec<Notice>,
     title: String,
+}
+
+/// The job history as this session found it.
+struct SessionHistory {
+    /// The engine's writer, when the history can be used.
+    store: Option<JobStore>,
+    /// The database the History window reads, or why there is none.
+    path: Result<PathBuf, String>,
+    /// Jobs the last session left unfinished, now this session's.
+    restored: Vec<RestoredJob>,
+}
+
+impl SessionHistory {
+    /// Opens the history, moving a damaged one aside, and claims what ended
+    /// runs left unfinished. Nothing here stops the window from opening: a
+    /// history that cannot be used is said in a notice and the session goes
+    /// on unrecorded. Opening and claiming take a few milliseconds (SQLite's
+    /// quick check and a few indexed queries), so they run here rather than
+    /// making the first frame wait on a thread.
+    fn open(lookup: config::Lookup<'_>, notices: &mut Vec<Notice>) -> SessionHistory {
+        let off = |why: String| {
+            Notice::text(format!(
+                "Cutout works as usual, but this session is not kept in the job history: {why}"
+            ))
+        };
+        let path = match AppDirs::resolve(lookup) {
+            Ok(dirs) => dirs.history_file(),
+            Err(e) => {
+                notices.push(off(e.to_string()));
+                return SessionHistory {
+                    store: None,
+                    path: Err(format!("The job history is off this session: {e}")),
+                    restored: Vec::new(),
+                };
+            }
+        };
+        let opened_at = Instant::now();
+        let opened = match JobStore::open(&path) {
+            Ok(opened) => opened,
+            Err(e) => {
+                notices.push(off(e.to_string()));
+                return SessionHistory {
+                    store: None,
+                    path: Err(format!("The job history is off this session: {e}")),
+                    restored: Vec::new(),
+                };
+            }
+        };
+        if let Some(notice) = opened.notice {
+            notices.push(Notice::text(notice));
+        }
+        let mut store = opened.store;
+        let restored = store.claim_unfinished().unwrap_or_else(|e| {
+            notices.push(Notice::text(format!(
+                "Jobs left unfinished last time could not be brought back: {e}"
+            )));
+            Vec::new()
+        });
+        tracing::debug!(
+            elapsed_ms = opened_at.elapsed().as_millis() as u64,
+            restored = restored.len(),
+            "opened the job history"
+        );
+        SessionHistory {
+            store: Some(store),
+            path: Ok(path),
+            restored,
+        }
+    }
 }
 
 impl CutoutApp {
@@ -109,25 +196,40 @@ impl CutoutApp {
         let http = HttpClient::new(retry)?;
         let repaint = ctx.clone();
         let waker = Arc::new(move || repaint.request_repaint());
+        let history = SessionHistory::open(&lookup, &mut notices);
         let engine = {
             let _inside = runtime.enter();
             let config = EngineConfig {
                 poll,
                 ..EngineConfig::default()
             };
-            Engine::spawn_with_waker(Vec::new(), http.clone(), config, waker)
+            Engine::spawn_recording(Vec::new(), http.clone(), config, waker, history.store)
         };
         let commands = engine.sender();
-        let setup = ProviderSetup::new(Arc::clone(&env), http, commands.clone());
-        let mut prefs = Preferences::default();
+        let repaint = ctx.clone();
+        let wake: Waker = Arc::new(move || repaint.request_repaint());
+        let (mut prefs, problems) = Preferences::load(&lookup, Arc::clone(&wake));
+        notices.extend(problems.into_iter().map(Notice::text));
         if let Some(dir) = startup.out_dir {
             prefs.default_out_dir = dir;
         }
-        let provider = ProviderId::ALL
-            .into_iter()
-            .find(|id| setup.status(*id).is_ready())
-            .unwrap_or(ProviderId::Removebg);
-        let form = JobForm::new(provider, prefs.default_out_dir.clone());
+        let setup = ProviderSetup::new(SetupParts {
+            env: Arc::clone(&env),
+            http,
+            commands: commands.clone(),
+            runtime: runtime.handle().clone(),
+            wake,
+            keychain: Some(Keychain::new(&lookup)),
+            providers: prefs.settings().providers.clone(),
+        });
+        let own_settings: HashSet<JobId> = history.restored.iter().map(|r| r.job.id).collect();
+        if !history.restored.is_empty() {
+            notices.push(Notice::restored(&history.restored));
+        }
+        let form = JobForm::from_settings(prefs.settings(), prefs.default_out_dir.clone(), &setup);
+        // Jobs follow the form only once the user changes it: restored jobs
+        // keep what they were set up with.
+        let applied = form.settings().ok();
         let default_out_dir = prefs.default_out_dir.clone();
         let wake = ctx.clone();
         let mut intake = IntakeWorker::new(move || wake.request_repaint());
@@ -139,7 +241,7 @@ impl CutoutApp {
             queue: QueueView::default(),
             selection: Selection::default(),
             form,
-            applied: None,
+            applied,
             setup,
             prefs,
             default_out_dir,
@@ -147,6 +249,10 @@ impl CutoutApp {
             queue_panel: QueuePanel::new(),
             preview: PreviewPanel::new(),
             settings: SettingsWindow::default(),
+            history: HistoryWindow::new(history.path),
+            own_settings,
+            reruns_sent: Vec::new(),
+            to_restore: history.restored,
             url_text: String::new(),
             notices,
             title: String::new(),
@@ -158,15 +264,47 @@ impl CutoutApp {
         let started = Instant::now();
         let now = Instant::now();
         while let Some(event) = self.engine.try_next_event() {
+            let history_changes = match &event {
+                Event::Added(job) => {
+                    let rerun = self.reruns_sent.iter().position(|sent| {
+                        sent.input == job.input
+                            && sent.settings.provider == job.provider
+                            && sent.settings.model == job.model
+                    });
+                    if let Some(at) = rerun {
+                        self.reruns_sent.remove(at);
+                        self.own_settings.insert(job.id);
+                    }
+                    true
+                }
+                Event::Changed(job) => job.state.is_terminal(),
+                Event::Removed(_) => true,
+                Event::Warning { .. } | Event::Idle => false,
+            };
+            if history_changes {
+                self.history.jobs_changed();
+            }
             if let Some(removed) = self.queue.apply(event, now) {
                 self.selection.forget(removed);
                 self.queue_panel.forget(removed);
                 self.preview.forget(removed);
+                self.own_settings.remove(&removed);
             }
             if started.elapsed() > EVENT_BUDGET {
                 ctx.request_repaint();
                 break;
             }
+        }
+    }
+
+    /// Hands the last session's unfinished jobs to the engine once every
+    /// stored key has been read: a job already with its provider resumes at
+    /// once, and must find that provider set up rather than fail for want of
+    /// a key that was on its way. The others wait for Start.
+    fn restore_when_keys_are_read(&mut self) {
+        if !self.to_restore.is_empty() && self.setup.keys_loaded() {
+            let restored = std::mem::take(&mut self.to_restore);
+            self.commands.send(Command::Restore(restored));
         }
     }
 
@@ -227,7 +365,10 @@ impl CutoutApp {
         if self.applied.as_ref() == Some(&settings) {
             return;
         }
-        let ids = self.queue.ids_where(|row| row.started_at.is_none());
+        let own = &self.own_settings;
+        let ids = self
+            .queue
+            .ids_where(|row| row.started_at.is_none() && !own.contains(&row.job.id));
         if !ids.is_empty() {
             self.commands.send(Command::Reconfigure {
                 ids,
@@ -269,8 +410,12 @@ impl CutoutApp {
         let typing = ctx.egui_wants_keyboard_input();
         let open = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
         let select_all = KeyboardShortcut::new(Modifiers::COMMAND, Key::A);
+        let history = KeyboardShortcut::new(Modifiers::COMMAND, Key::H);
         if ctx.input_mut(|i| i.consume_shortcut(&open)) {
             self.intake.pick_images();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&history)) {
+            self.history.toggle();
         }
         if typing {
             return;
@@ -302,9 +447,10 @@ impl CutoutApp {
         if ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Delete)) {
             self.remove_selected();
         }
-        // Esc closes the Settings window when it is open, and only then
-        // clears the selection.
-        if !self.settings.open && ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
+        // Esc closes the Settings or History window when one is open, and
+        // only then clears the selection.
+        let window_open = self.settings.open || self.history.is_open();
+        if !window_open && ctx.input_mut(|i| i.consume_key(Modifiers::NONE, Key::Escape)) {
             self.selection.clear();
         }
     }
@@ -357,7 +503,7 @@ impl CutoutApp {
             let url_box = ui.add(
                 egui::TextEdit::singleline(&mut self.url_text)
                     .hint_text("Paste image or video URLs (Ctrl+V)")
-                    .desired_width((ui.available_width() - 200.0).max(160.0)),
+                    .desired_width((ui.available_width() - 300.0).max(160.0)),
             );
             let entered = url_box.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             let add = ui.add_enabled(
@@ -371,6 +517,13 @@ impl CutoutApp {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("⚙ Settings").clicked() {
                     self.settings.open = true;
+                }
+                if ui
+                    .button("🕘 History")
+                    .on_hover_text("Past batches: open a result or run a job again (Ctrl+H)")
+                    .clicked()
+                {
+                    self.history.toggle();
                 }
                 if self.intake.is_busy() {
                     ui.spinner();
@@ -546,11 +699,51 @@ impl Notice {
                 .collect(),
         }
     }
+
+    /// What came back from the last session: the jobs already with their
+    /// provider carry on by themselves; the rest wait for Start.
+    fn restored(restored: &[RestoredJob]) -> Self {
+        let finishing = restored
+            .iter()
+            .filter(|r| r.accepted && r.job.remote_id.is_some())
+            .count();
+        Notice::text(restored_text(restored.len(), finishing))
+    }
+}
+
+/// "12 jobs from your last session are back: 4 are finishing with their
+/// provider; 8 are waiting — press Start to run them."
+fn restored_text(total: usize, finishing: usize) -> String {
+    let waiting = total - finishing;
+    let jobs = |n: usize| if n == 1 { "job" } else { "jobs" };
+    let are = |n: usize| if n == 1 { "is" } else { "are" };
+    let them = |n: usize| if n == 1 { "it" } else { "them" };
+    let their = |n: usize| if n == 1 { "its" } else { "their" };
+    let back = format!(
+        "{total} {} from your last session {} back",
+        jobs(total),
+        are(total)
+    );
+    match (finishing, waiting) {
+        (_, 0) => format!("{back} and finishing with {} provider.", their(total)),
+        (0, _) => format!("{back} and waiting — press Start to run {}.", them(total)),
+        _ => format!(
+            "{back}: {finishing} {} finishing with {} provider; {waiting} {} waiting — press Start to run {}.",
+            are(finishing),
+            their(finishing),
+            are(waiting),
+            them(waiting)
+        ),
+    }
 }
 
 impl eframe::App for CutoutApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain_events(ctx);
+        self.setup.receive();
+        self.form
+            .follow_defaults(self.prefs.settings(), &self.setup);
+        self.restore_when_keys_are_read();
         self.receive_intake();
         self.dropped_files(ctx);
         self.shortcuts(ctx);
@@ -596,12 +789,48 @@ impl eframe::App for CutoutApp {
         });
         self.settings
             .settings_ui(ui.ctx(), &mut self.setup, &mut self.prefs);
+        for action in self.history.history_ui(ui.ctx()) {
+            match action {
+                HistoryAction::RunAgain(job) => {
+                    self.reruns_sent.push(job.clone());
+                    self.commands.send(Command::Add(vec![job]));
+                }
+            }
+        }
         self.drop_overlay_ui(ui);
     }
 
     fn on_exit(&mut self) {
-        // Jobs in flight stop; dropping the runtime then drops their tasks,
-        // which deletes any partial output.
-        self.commands.send(Command::CancelAll);
+        // Jobs are not cancelled: the history holds them as they are, and the
+        // next start carries them on (polling the ones the provider already
+        // has, so nothing is paid twice). Dropping the runtime stops their
+        // tasks, which deletes any partial output.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restore_notice_says_what_carries_on_and_what_waits_for_start() {
+        assert_eq!(
+            restored_text(12, 4),
+            "12 jobs from your last session are back: 4 are finishing with their provider; \
+             8 are waiting — press Start to run them."
+        );
+        assert_eq!(
+            restored_text(1, 0),
+            "1 job from your last session is back and waiting — press Start to run it."
+        );
+        assert_eq!(
+            restored_text(3, 3),
+            "3 jobs from your last session are back and finishing with their provider."
+        );
+        assert_eq!(
+            restored_text(2, 1),
+            "2 jobs from your last session are back: 1 is finishing with its provider; \
+             1 is waiting — press Start to run it."
+        );
     }
 }

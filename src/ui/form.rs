@@ -1,18 +1,42 @@
 //! The batch settings the user picks before pressing Start: provider, model,
-//! the provider's options as proper controls, output folder, format and
-//! background. It turns them into the engine's [`JobSettings`], refusing
-//! combinations that cannot work (JPEG without a background) with a reason.
+//! the provider's options as proper controls, output folder, format,
+//! background and file names. It starts from the defaults in the settings
+//! file, follows them when they change in Settings, and turns the choices
+//! into the engine's [`JobSettings`], refusing combinations that cannot work
+//! (JPEG without a background, a broken naming template) with a reason.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use egui::{Color32, RichText};
+use jiff::civil::Date;
 
 use crate::imaging::{Background, OutputFormat};
+use crate::jobs::job::InputKind;
+use crate::jobs::naming::{NameFields, NamingTemplate};
 use crate::jobs::{JobSettings, OutputSpec};
 use crate::providers::{OptionKind, OptionSpec, ProviderId, ProviderInfo, ProviderOptions};
+use crate::settings::{Defaults, OutputSettings, Settings};
 use crate::ui::setup::{ProviderSetup, ProviderStatus};
+
+/// What the file names field's tooltip says: every placeholder, with an
+/// example.
+pub const NAMING_HELP: &str = "How result files are named. Use:\n\
+    {name} — the original file's name\n\
+    {provider} — the provider, such as removebg\n\
+    {model} — the model used\n\
+    {date} — today's date, such as 2025-06-30\n\
+    {variation} — the variation, for providers that send several\n\
+    Example: {name}-{provider} saves shoe.jpg as shoe-removebg.png";
+
+/// Every kind of input, in the order defaults are listed.
+const INPUT_KINDS: [InputKind; 4] = [
+    InputKind::ImageFile,
+    InputKind::ImageUrl,
+    InputKind::VideoFile,
+    InputKind::VideoUrl,
+];
 
 /// The colour a background picker starts from.
 const DEFAULT_BACKGROUND: [u8; 3] = [255, 255, 255];
@@ -27,12 +51,29 @@ pub struct JobForm {
     drafts: BTreeMap<(ProviderId, &'static str), String>,
     /// Where results go.
     pub out_dir: PathBuf,
-    /// The image format results are converted to.
-    pub format: OutputFormat,
+    /// The image format results are converted to; `None` keeps the
+    /// provider's own.
+    pub format: Option<OutputFormat>,
     /// Whether a colour goes behind the subject.
     pub fill_background: bool,
     /// The colour, when one does.
     pub background_rgb: [u8; 3],
+    /// The file names template as typed, kept even while invalid.
+    naming_text: String,
+    /// The template checked from `naming_text`, or what is wrong with it.
+    naming: Result<NamingTemplate, String>,
+    /// Whether the user picked the provider here, so defaults arriving
+    /// later (keys read from the keychain, a new default in Settings) do
+    /// not override that choice.
+    provider_chosen: bool,
+    /// Whether the provider was picked knowing the keychain's keys.
+    keys_seen: bool,
+    /// The defaults last followed, to notice a change made in Settings.
+    seen_defaults: Defaults,
+    /// The output defaults last followed.
+    seen_output: OutputSettings,
+    /// The date the file names example shows.
+    today: Date,
     folder_pick: Option<mpsc::Receiver<Option<PathBuf>>>,
 }
 
@@ -44,19 +85,126 @@ pub enum FormAction {
 }
 
 impl JobForm {
-    /// Starts with `provider` and results going to `out_dir`.
+    /// Starts with `provider`, results going to `out_dir`, and the
+    /// built-in output defaults (PNG, transparent, named after the input).
     pub fn new(provider: ProviderId, out_dir: PathBuf) -> Self {
-        JobForm {
+        let output = OutputSettings::default();
+        let mut form = JobForm {
             provider,
             models: BTreeMap::new(),
             options: BTreeMap::new(),
             drafts: BTreeMap::new(),
             out_dir,
-            format: OutputFormat::Png,
+            format: None,
             fill_background: false,
             background_rgb: DEFAULT_BACKGROUND,
+            naming_text: String::new(),
+            naming: Ok(NamingTemplate::default()),
+            provider_chosen: false,
+            keys_seen: false,
+            seen_defaults: Defaults::default(),
+            seen_output: output.clone(),
+            today: crate::jobs::naming::today(),
             folder_pick: None,
+        };
+        form.adopt_output(&output);
+        form
+    }
+
+    /// Starts from the settings file's defaults: the provider for image
+    /// files when it is ready (else the first provider that is), the
+    /// models chosen per provider, and the output format, background and
+    /// file names.
+    pub fn from_settings(settings: &Settings, out_dir: PathBuf, setup: &ProviderSetup) -> Self {
+        let mut form = JobForm::new(initial_provider(&settings.defaults, setup), out_dir);
+        form.adopt_output(&settings.output);
+        form.seen_output = settings.output.clone();
+        for kind in INPUT_KINDS {
+            form.adopt_default_model(settings.defaults.get(kind));
         }
+        form.seen_defaults = settings.defaults.clone();
+        form.keys_seen = setup.keys_loaded();
+        form
+    }
+
+    /// Keeps the form in step with the defaults, every frame: once the
+    /// keychain's keys are in, the starting provider is picked again (the
+    /// default may only now be ready) unless the user already chose one;
+    /// a default changed in Settings replaces the form's value when the
+    /// form still showed the old default.
+    pub fn follow_defaults(&mut self, settings: &Settings, setup: &ProviderSetup) {
+        if !self.keys_seen && setup.keys_loaded() {
+            self.keys_seen = true;
+            if !self.provider_chosen {
+                self.provider = initial_provider(&settings.defaults, setup);
+            }
+        }
+        if settings.defaults != self.seen_defaults {
+            for kind in INPUT_KINDS {
+                let new = settings.defaults.get(kind);
+                if new != self.seen_defaults.get(kind) {
+                    self.adopt_default_model(new);
+                }
+            }
+            let old = self
+                .seen_defaults
+                .get(InputKind::ImageFile)
+                .map(|c| c.provider);
+            let new = settings
+                .defaults
+                .get(InputKind::ImageFile)
+                .map(|c| c.provider);
+            if let Some(new) = new
+                && new != self.provider
+                && (!self.provider_chosen || old == Some(self.provider))
+            {
+                self.provider = new;
+            }
+            self.seen_defaults = settings.defaults.clone();
+        }
+        if settings.output != self.seen_output {
+            let old = std::mem::replace(&mut self.seen_output, settings.output.clone());
+            let new = &settings.output;
+            if self.format == old.format {
+                self.format = new.format;
+            }
+            if self.background() == old.background {
+                self.set_background(new.background);
+            }
+            if self.naming_text == old.naming.as_str() {
+                self.set_naming_text(new.naming.as_str().to_owned());
+            }
+        }
+    }
+
+    /// Takes the format, background and file names from `output`.
+    fn adopt_output(&mut self, output: &OutputSettings) {
+        self.format = output.format;
+        self.set_background(output.background);
+        self.set_naming_text(output.naming.as_str().to_owned());
+    }
+
+    fn adopt_default_model(&mut self, choice: Option<&crate::settings::DefaultChoice>) {
+        if let Some(choice) = choice {
+            self.models
+                .insert(choice.provider, choice.model().to_owned());
+        }
+    }
+
+    fn set_background(&mut self, background: Background) {
+        match background {
+            Background::Transparent => self.fill_background = false,
+            Background::Color(rgb) => {
+                self.fill_background = true;
+                self.background_rgb = rgb;
+            }
+        }
+    }
+
+    /// Replaces the file names template, checking it.
+    pub fn set_naming_text(&mut self, text: String) {
+        self.naming = NamingTemplate::parse(&text).map_err(|e| sentence_case(&e.to_string()));
+        self.naming_text = text;
     }
 
     /// The chosen model of the current provider.
@@ -94,11 +242,15 @@ impl JobForm {
         let format = if info.takes_only_video() || options.contains_key("output_format") {
             None
         } else {
-            Some(self.format)
+            self.format
         };
         if format == Some(OutputFormat::Jpg) && !self.fill_background {
             return Err("JPEG has no transparency: choose a background colour".to_owned());
         }
+        let naming = self
+            .naming
+            .clone()
+            .map_err(|_| "fix the file names first".to_owned())?;
         Ok(JobSettings {
             provider: self.provider,
             model: self.model().to_owned(),
@@ -107,6 +259,7 @@ impl JobForm {
                 dir: self.out_dir.clone(),
                 format,
                 background: self.background(),
+                naming,
             },
         })
     }
@@ -116,6 +269,7 @@ impl JobForm {
         self.receive_folder_pick();
         let mut action = None;
         let heading = ui.heading("Provider");
+        let before = self.provider;
         egui::ComboBox::from_id_salt("provider")
             .width(ui.available_width())
             .selected_text(self.provider.info().name)
@@ -134,6 +288,9 @@ impl JobForm {
             .response
             .labelled_by(heading.id)
             .on_hover_text("Who removes the backgrounds");
+        if self.provider != before {
+            self.provider_chosen = true;
+        }
         let info = self.provider.info();
         ui.label(RichText::new(info.summary).small().weak());
         if let ProviderStatus::NeedsSetup(why) = setup.status(self.provider) {
@@ -285,14 +442,7 @@ impl JobForm {
         } else {
             ui.horizontal(|ui| {
                 let format_label_response = ui.label("Format");
-                egui::ComboBox::from_id_salt("format")
-                    .selected_text(format_label(self.format))
-                    .show_ui(ui, |ui| {
-                        for format in [OutputFormat::Png, OutputFormat::Webp, OutputFormat::Jpg] {
-                            ui.selectable_value(&mut self.format, format, format_label(format));
-                        }
-                    })
-                    .response
+                format_picker_ui(ui, "format", &mut self.format)
                     .labelled_by(format_label_response.id);
             });
         }
@@ -305,11 +455,64 @@ impl JobForm {
                     .on_hover_text("The colour behind the subject");
             }
         });
-        if self.format == OutputFormat::Jpg && !self.fill_background && !info.takes_only_video() {
+        if self.format == Some(OutputFormat::Jpg)
+            && !self.fill_background
+            && !info.takes_only_video()
+        {
             ui.colored_label(
                 Color32::from_rgb(200, 120, 0),
                 "JPEG has no transparency: choose a colour.",
             );
+        }
+        ui.add_space(4.0);
+        self.naming_ui(ui, info);
+    }
+
+    /// The file names field: checked as typed, the problem shown under it,
+    /// and an example of the name it gives.
+    fn naming_ui(&mut self, ui: &mut egui::Ui, info: &ProviderInfo) {
+        ui.horizontal(|ui| {
+            let label = ui.label("File names");
+            let mut text = self.naming_text.clone();
+            let field = ui
+                .add(
+                    egui::TextEdit::singleline(&mut text)
+                        .hint_text("{name}")
+                        .desired_width(ui.available_width()),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(NAMING_HELP);
+            if field.changed() {
+                self.set_naming_text(text);
+            }
+        });
+        match &self.naming {
+            Err(why) => {
+                ui.add(
+                    egui::Label::new(RichText::new(why).color(ui.visuals().error_fg_color)).wrap(),
+                );
+            }
+            Ok(template) => {
+                let fields = NameFields {
+                    name: "bottle",
+                    provider: info.id,
+                    model: self.model(),
+                    date: self.today,
+                    variation: None,
+                };
+                let extension = match self.format {
+                    Some(format) if !info.takes_only_video() => format.extension(),
+                    _ if info.takes_only_video() => "webm",
+                    _ => "png",
+                };
+                let example = template.render(&fields).stem;
+                ui.label(
+                    RichText::new(format!("bottle.jpg is saved as {example}.{extension}"))
+                        .small()
+                        .weak(),
+                )
+                .on_hover_text(NAMING_HELP);
+            }
         }
     }
 
@@ -349,11 +552,61 @@ fn option_error(info: &ProviderInfo, key: &str, text: &str) -> Option<String> {
     info.option(key)?.validate(text.trim()).err()
 }
 
-fn format_label(format: OutputFormat) -> &'static str {
+/// What to call an output format in pickers; `None` keeps the provider's.
+pub fn format_label(format: Option<OutputFormat>) -> &'static str {
     match format {
-        OutputFormat::Png => "PNG (transparent)",
-        OutputFormat::Webp => "WebP (smaller)",
-        OutputFormat::Jpg => "JPEG (needs a colour)",
+        Some(OutputFormat::Png) => "PNG (transparent)",
+        Some(OutputFormat::Webp) => "WebP (smaller)",
+        Some(OutputFormat::Jpg) => "JPEG (needs a colour)",
+        None => "As the provider sends it",
+    }
+}
+
+/// A drop-down of the output formats, shared by the side panel and the
+/// defaults in Settings.
+pub fn format_picker_ui(
+    ui: &mut egui::Ui,
+    id_salt: &str,
+    format: &mut Option<OutputFormat>,
+) -> egui::Response {
+    egui::ComboBox::from_id_salt(id_salt)
+        .selected_text(format_label(*format))
+        .show_ui(ui, |ui| {
+            for choice in [
+                Some(OutputFormat::Png),
+                Some(OutputFormat::Webp),
+                Some(OutputFormat::Jpg),
+                None,
+            ] {
+                ui.selectable_value(format, choice, format_label(choice));
+            }
+        })
+        .response
+        .on_hover_text("The image format results are saved in")
+}
+
+/// The provider the form starts with: the default for image files when it
+/// is ready, else the first provider that is, else that default (so its
+/// "needs a key" hint shows), else remove.bg.
+pub fn initial_provider(defaults: &Defaults, setup: &ProviderSetup) -> ProviderId {
+    let preferred = defaults.get(InputKind::ImageFile).map(|c| c.provider);
+    preferred
+        .filter(|id| setup.status(*id).is_ready())
+        .or_else(|| {
+            ProviderId::ALL
+                .into_iter()
+                .find(|id| setup.status(*id).is_ready())
+        })
+        .or(preferred)
+        .unwrap_or(ProviderId::Removebg)
+}
+
+/// "the naming template…" → "The naming template…".
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -364,7 +617,7 @@ mod tests {
     #[test]
     fn jpeg_without_a_background_is_refused_with_a_reason() {
         let mut form = JobForm::new(ProviderId::Removebg, "/out".into());
-        form.format = OutputFormat::Jpg;
+        form.format = Some(OutputFormat::Jpg);
         assert!(form.settings().unwrap_err().contains("background"));
         form.fill_background = true;
         let settings = form.settings().unwrap();
@@ -379,5 +632,76 @@ mod tests {
     fn video_providers_keep_their_own_format() {
         let form = JobForm::new(ProviderId::Removebgvideo, "/out".into());
         assert_eq!(form.settings().unwrap().output.format, None);
+    }
+
+    #[test]
+    fn the_file_names_template_reaches_the_jobs_and_a_broken_one_stops_start() {
+        let mut form = JobForm::new(ProviderId::Removebg, "/out".into());
+        form.set_naming_text("{name}-{provider}".to_owned());
+        assert_eq!(
+            form.settings().unwrap().output.naming.as_str(),
+            "{name}-{provider}"
+        );
+        form.set_naming_text("{name}/{date}".to_owned());
+        assert_eq!(form.settings().unwrap_err(), "fix the file names first");
+        assert!(
+            form.naming
+                .unwrap_err()
+                .starts_with("The naming template cannot contain `/`")
+        );
+    }
+
+    fn settings_with_image_default(provider: ProviderId, model: Option<&str>) -> Settings {
+        let mut settings = Settings::default();
+        settings.defaults.set(
+            InputKind::ImageFile,
+            Some(crate::settings::DefaultChoice {
+                provider,
+                model: model.map(str::to_owned),
+            }),
+        );
+        settings
+    }
+
+    #[test]
+    fn the_image_default_starts_the_form_when_it_has_a_key_else_the_first_ready_provider() {
+        let env: crate::ui::setup::Env = std::sync::Arc::new(|name: &str| {
+            ["CUTOUT_REMOVIT_KEY", "CUTOUT_REMOVEBG_KEY"]
+                .contains(&name)
+                .then(|| "key".to_owned())
+        });
+        let (setup, _engine, _runtime) = crate::ui::setup::test_setup(env);
+        let settings = settings_with_image_default(ProviderId::Removebg, Some("preview"));
+        let form = JobForm::from_settings(&settings, "/out".into(), &setup);
+        assert_eq!(form.provider, ProviderId::Removebg);
+        assert_eq!(form.model(), "preview");
+
+        let settings = settings_with_image_default(ProviderId::Uploadcare, None);
+        let form = JobForm::from_settings(&settings, "/out".into(), &setup);
+        assert_eq!(form.provider, ProviderId::Removit, "Uploadcare has no key");
+    }
+
+    #[test]
+    fn a_default_changed_in_settings_reaches_the_form_unless_the_user_changed_that_value() {
+        let (setup, _engine, _runtime) =
+            crate::ui::setup::test_setup(std::sync::Arc::new(|_: &str| None));
+        let mut settings = Settings::default();
+        let mut form = JobForm::from_settings(&settings, "/out".into(), &setup);
+        form.fill_background = true;
+
+        settings.output.format = Some(OutputFormat::Webp);
+        settings.output.background = Background::Color([0, 0, 0]);
+        settings.output.naming = NamingTemplate::parse("{name}-cut").unwrap();
+        form.follow_defaults(&settings, &setup);
+        assert_eq!(form.format, Some(OutputFormat::Webp));
+        assert_eq!(form.background(), Background::Color(DEFAULT_BACKGROUND));
+        assert_eq!(
+            form.settings().unwrap().output.naming.as_str(),
+            "{name}-cut"
+        );
+
+        let settings = settings_with_image_default(ProviderId::Removit, None);
+        form.follow_defaults(&settings, &setup);
+        assert_eq!(form.provider, ProviderId::Removit);
     }
 }

@@ -7,6 +7,7 @@
 
 mod app;
 mod form;
+mod history;
 mod intake;
 mod preview;
 mod queue;

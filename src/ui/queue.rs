@@ -361,6 +361,20 @@ impl QueuePanel {
                     .uv(center_square_uv(texture.size_vec2()))
                     .corner_radius(radius)
                     .paint_at(ui, rect);
+                // Named for screen readers (and so tests can wait for it).
+                let name = short_name(&row.job.input);
+                ui.interact(
+                    rect,
+                    egui::Id::unique(("queue thumbnail", id)),
+                    Sense::hover(),
+                )
+                .widget_info(|| {
+                    egui::WidgetInfo::labeled(
+                        egui::Role::Image,
+                        true,
+                        format!("Thumbnail of {name}"),
+                    )
+                });
             }
             Some(Thumb::Unsupported) => {
                 paint_icon(painter, rect, Icon::Picture, palette.weak);
@@ -1348,6 +1362,7 @@ mod tests {
                     dir: dir.path().join("out"),
                     format: None,
                     background: Background::Transparent,
+                    naming: Default::default(),
                 },
             };
             let jobs = ["a.png", "b.png", "c.png"]

@@ -61,6 +61,12 @@ impl Workspace {
         path
     }
 
+    /// The home folder the CLI runs with (its settings, history and any
+    /// other file it keeps live beneath it).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     /// Writes arbitrary bytes at `inputs/<relative>`.
     pub fn file(&self, relative: &str, bytes: &[u8]) -> PathBuf {
         let path = self.inputs.join(relative);
@@ -119,6 +125,19 @@ impl Workspace {
                 home.join(".local/state").display().to_string(),
             ),
             ("NO_COLOR".to_owned(), "1".to_owned()),
+            // Keys a test stores (or a developer's own `cutout` entries) never
+            // meet another test's: each workspace has its own keychain service.
+            (
+                "CUTOUT_KEYCHAIN_SERVICE".to_owned(),
+                format!(
+                    "cutout-test-{}",
+                    self.dir
+                        .path()
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                ),
+            ),
             ("CUTOUT_POLL_INTERVAL_MS".to_owned(), "20".to_owned()),
             ("CUTOUT_RETRY_BASE_MS".to_owned(), "10".to_owned()),
             ("CUTOUT_RETRY_MAX_ATTEMPTS".to_owned(), "4".to_owned()),
@@ -230,8 +249,9 @@ impl Cutout {
         self.spawn().wait()
     }
 
-    /// Starts the process; see [`Running`].
-    pub fn spawn(self) -> Running {
+    /// The process as configured, not started: for tests that need to
+    /// watch its output line by line.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cutout"));
         command
             .args(&self.args)
@@ -241,7 +261,12 @@ impl Cutout {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start the cutout binary");
+        command
+    }
+
+    /// Starts the process; see [`Running`].
+    pub fn spawn(self) -> Running {
+        let mut child = self.command().spawn().expect("start the cutout binary");
         let stdout = reader(child.stdout.take().expect("piped stdout"));
         let stderr = reader(child.stderr.take().expect("piped stderr"));
         let args = self
@@ -355,8 +380,10 @@ const JOB_EVENTS: [&str; 6] = ["added", "state", "warning", "done", "failed", "c
 
 impl Outcome {
     fn is_json_batch(&self) -> bool {
-        self.args.first().map(String::as_str) == Some("batch")
-            && self.args.iter().any(|a| a == "--json")
+        matches!(
+            self.args.first().map(String::as_str),
+            Some("batch" | "resume")
+        ) && self.args.iter().any(|a| a == "--json")
     }
 
     /// Checks what every run owes: no key printed; for `batch --json` runs

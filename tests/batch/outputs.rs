@@ -23,6 +23,35 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 #[test]
+fn a_naming_template_names_results_and_a_bad_one_is_refused_before_anything_is_sent() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let run = ws
+        .batch_on(&fake)
+        .args(["--name", "{name}-{provider}-{model}"])
+        .arg(ws.photo("mug.jpg"))
+        .run();
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["mug-removebg-auto.png"], "{run}");
+
+    let bad = ws
+        .batch_on(&fake)
+        .args(["--name", "{name}/{colour}"])
+        .arg(ws.photo("cup.jpg"))
+        .run();
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("{colour}") || bad.stderr.contains("colour"),
+        "{bad}"
+    );
+    assert_eq!(
+        fake.submissions(),
+        1,
+        "nothing sent for the bad template\n{bad}"
+    );
+}
+
+#[test]
 fn a_folder_keeps_its_tree_and_skips_what_is_not_an_image() {
     let fake = FakeRemoveBg::start(removebg::Script::default());
     let ws = Workspace::new();

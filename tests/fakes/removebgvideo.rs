@@ -249,7 +249,7 @@ async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
         ("POST", ["v1", "jobs"]) => create(&fake, &seen),
         ("POST", ["v1", "jobs", id, "start"]) => start(&fake, &seen, id),
         ("GET", ["v1", "jobs", id]) => poll(&fake, id),
-        ("GET", ["v1", "usage", "summary"]) => Ok(usage(&fake)),
+        ("GET", ["v1", "usage", "summary"]) => usage(&fake, &seen),
         ("GET", ["uploads", _]) => Ok(super::download("video/mp4", super::fake_mp4(1))),
         ("GET", ["outputs", file]) => output(&fake, file),
         _ => Err(error(404, "not_found", "Not found")),
@@ -265,13 +265,19 @@ fn health(fake: &Inner) -> Response {
     )
 }
 
-fn usage(fake: &Inner) -> Response {
+/// The usage summary over the last `days` (a positive whole number).
+fn usage(fake: &Inner, seen: &Seen) -> Reply {
+    if let Some(days) = seen.query("days")
+        && !days.parse::<u32>().is_ok_and(|d| d > 0)
+    {
+        return Err(invalid("days must be a positive whole number"));
+    }
     let jobs = lock(&fake.jobs);
     let completed = jobs.values().filter(|j| j.started).count();
-    super::json(
+    Ok(super::json(
         200,
         json!({"total_jobs": jobs.len(), "credits_used": completed * 60, "completed_jobs": completed}),
-    )
+    ))
 }
 
 fn upload(fake: &Inner, seen: &Seen) -> Reply {

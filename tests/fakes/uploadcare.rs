@@ -1,6 +1,7 @@
 //! A fake Uploadcare with its Remove.bg add-on (`PROVIDERS.md` §1), on three
 //! hosts like the real one: Upload (`/base/`, `/from_url/`), REST
-//! (`/addons/remove_bg/execute/`, `…/status/`, `/files/{id}/`) and CDN
+//! (`/addons/remove_bg/execute/`, `…/status/`, `/files/{id}/`, and the
+//! `/files/?limit=&stored=` listing of the signature example) and CDN
 //! (`/{id}/…`).
 //!
 //! REST requests are checked as the real service checks them: the `Accept`
@@ -313,6 +314,7 @@ async fn handle(State(host): State<Host>, request: Request) -> Reply {
                 ("GET", ["addons", "remove_bg", "execute", "status"]) if slash => {
                     status(fake, &seen)
                 }
+                ("GET", ["files"]) if slash => file_list(fake, &seen),
                 ("GET", ["files", id]) if slash => file_info(fake, id),
                 _ => Err(detail(404, "Not found.")),
             }
@@ -705,6 +707,45 @@ fn status(fake: &Inner, seen: &Seen) -> Reply {
     Ok(super::json(
         200,
         json!({"status": "done", "result": {"file_id": result_id}}),
+    ))
+}
+
+/// The paginated file listing: `limit` 1–1000 (default 100), `stored`
+/// `true`/`false` to filter. Inputs are uploaded with `store=0` and results
+/// are not stored either, so `stored=true` lists nothing.
+fn file_list(fake: &Inner, seen: &Seen) -> Reply {
+    let limit = match seen.query("limit") {
+        None => 100,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(detail(
+                    400,
+                    "limit: Ensure this value is between 1 and 1000.",
+                ));
+            }
+        },
+    };
+    let stored = match seen.query("stored").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(detail(400, "stored: Must be a valid boolean.")),
+    };
+    let files = lock(&fake.files);
+    let listed: Vec<Value> = files
+        .iter()
+        .filter(|_| stored != Some(true))
+        .map(|(id, file)| {
+            json!({"uuid": id, "original_filename": file.name, "mime_type": file.mime,
+                   "size": file.bytes.len(), "datetime_stored": null})
+        })
+        .collect();
+    let total = listed.len();
+    let results: Vec<Value> = listed.into_iter().take(limit).collect();
+    Ok(super::json(
+        200,
+        json!({"next": null, "previous": null, "total": total, "per_page": limit, "results": results}),
     ))
 }
 
