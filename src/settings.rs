@@ -28,6 +28,7 @@ use toml::de::{DeString, DeTable, DeValue};
 use url::Url;
 
 use crate::config::parse_base_url;
+use crate::imaging::compose::{Anchor, Backdrop, BackdropFit, Canvas, Composition, Length, Shadow};
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::job::InputKind;
 use crate::jobs::naming::NamingTemplate;
@@ -48,6 +49,22 @@ pub struct Settings {
     pub providers: BTreeMap<ProviderId, ProviderSettings>,
     /// How the window looks.
     pub appearance: Appearance,
+    /// Named looks for results (`[presets.<name>]`), by name.
+    pub presets: BTreeMap<String, Preset>,
+}
+
+/// A named look for results, picked with `--preset NAME` or in the window:
+/// a format and a composition, so "marketplace" can mean a 2000 px white
+/// square JPEG with the product centred.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Preset {
+    /// The file format.
+    pub format: OutputFormat,
+    /// Lossy quality for jpg and webp (see
+    /// [`OutputSpec::quality`](crate::jobs::OutputSpec::quality)).
+    pub quality: Option<u8>,
+    /// Background, crop, canvas, placement and shadow.
+    pub composition: Composition,
 }
 
 /// The provider (and model) new jobs of each input kind start with, so a
@@ -410,6 +427,16 @@ impl Settings {
         self.providers.get(&id).map_or(&NONE, |p| &p.base_urls)
     }
 
+    /// The named presets, for pickers and `--preset`.
+    pub fn presets(&self) -> &BTreeMap<String, Preset> {
+        &self.presets
+    }
+
+    /// The preset called `name`, if there is one.
+    pub fn preset(&self, name: &str) -> Option<&Preset> {
+        self.presets.get(name)
+    }
+
     /// The settings of `id`, created empty if it had none; empty ones are
     /// left out of the file when saving.
     pub fn provider_mut(&mut self, id: ProviderId) -> &mut ProviderSettings {
@@ -486,6 +513,9 @@ fn section_of(key: &str) -> Option<&'static str> {
         "theme" => Some("[appearance]"),
         "concurrency" | "base_urls" => Some("[providers.<provider>]"),
         "image_file" | "image_url" | "video_file" | "video_url" => Some("[defaults]"),
+        "canvas" | "crop" | "anchor" | "scale" | "padding" | "shadow" | "quality" => {
+            Some("[presets.<name>]")
+        }
         _ => None,
     }
 }
@@ -583,6 +613,11 @@ impl Reader {
                         self.appearance(table, &mut settings.appearance);
                     }
                 }
+                "presets" => {
+                    if let Some(table) = self.table("[presets]", value) {
+                        self.presets(table, &mut settings.presets);
+                    }
+                }
                 name => match section_of(name) {
                     Some(section) if !looks_secret(name) => self.report(
                         key.span(),
@@ -591,7 +626,8 @@ impl Reader {
                     _ => self.unknown(
                         key,
                         "the file",
-                        "the sections are [defaults], [output], [providers] and [appearance]",
+                        "the sections are [defaults], [output], [providers], [appearance] \
+                         and [presets.<name>]",
                     ),
                 },
             }
@@ -718,7 +754,7 @@ impl Reader {
                 "format" => {
                     let invalid = |found: &str| {
                         format!(
-                            "format must be \"png\", \"webp\", \"jpg\" or \"provider\", \
+                            "format must be \"png\", \"webp\", \"jpg\", \"mask\" or \"provider\", \
                              not {found}; using \"png\""
                         )
                     };
@@ -905,6 +941,292 @@ impl Reader {
             }
         }
     }
+    fn presets(&mut self, table: &DeTable<'_>, presets: &mut BTreeMap<String, Preset>) {
+        for (key, value) in table.iter() {
+            let name = key.get_ref().trim();
+            if name.is_empty() {
+                self.report(
+                    key.span(),
+                    "a preset needs a name, as in [presets.marketplace]; ignoring it".to_owned(),
+                );
+                continue;
+            }
+            let section = format!("[presets.{name}]");
+            if let Some(table) = self.table(&section, value) {
+                let preset = self.preset(&section, table);
+                presets.insert(name.to_owned(), preset);
+            }
+        }
+    }
+
+    fn preset(&mut self, section: &str, table: &DeTable<'_>) -> Preset {
+        let mut preset = Preset::default();
+        let mut fit: Option<(Range<usize>, BackdropFit)> = None;
+        let composition = &mut preset.composition;
+        for (key, value) in table.iter() {
+            match key.get_ref().as_ref() {
+                "format" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "format in {section} must be \"png\", \"webp\", \"jpg\" or \"mask\", \
+                             not {found}; using \"png\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match OutputFormat::from_str(text.trim()) {
+                        Ok(format) => preset.format = format,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "quality" => match whole_number(value.get_ref()) {
+                    Some(q @ 1..=100) => preset.quality = Some(q as u8),
+                    _ => self.report(
+                        value.span(),
+                        format!(
+                            "quality in {section} must be a whole number from 1 to 100, not {}; \
+                             using none (jpg at 90, lossless webp)",
+                            describe(value.get_ref())
+                        ),
+                    ),
+                },
+                "background" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "background in {section} must be \"transparent\", a colour such as \
+                             \"#ffffff\" or \"image:\" and a picture's full path, not {found}; \
+                             using \"transparent\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match Backdrop::from_str(text) {
+                        Ok(Backdrop::Image { path, .. }) if !path.is_absolute() => {
+                            self.report(value.span(), invalid(&quote(text)));
+                        }
+                        Ok(backdrop) => composition.background = backdrop,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "background_fit" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "background_fit in {section} must be \"fill\" or \"fit\", not \
+                             {found}; using \"fill\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match BackdropFit::from_str(text) {
+                        Ok(chosen) => fit = Some((value.span(), chosen)),
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "crop" => match value.get_ref() {
+                    DeValue::Boolean(true) => composition.crop = Some(Length::ZERO),
+                    DeValue::Boolean(false) => composition.crop = None,
+                    other => {
+                        let invalid = |found: &str| {
+                            format!(
+                                "crop in {section} must be a margin such as \"5%\" or \"40px\", \
+                                 or true or false, not {found}; not cropping"
+                            )
+                        };
+                        match other {
+                            DeValue::String(text) => match Length::from_str(text) {
+                                Ok(margin) => composition.crop = Some(margin),
+                                Err(_) => self.report(value.span(), invalid(&quote(text))),
+                            },
+                            other => self.report(value.span(), invalid(&describe(other))),
+                        }
+                    }
+                },
+                "canvas" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "canvas in {section} must be \"original\", \"square:SIDE\" or \
+                             \"WIDTHxHEIGHT\" (up to 16384 px a side), not {found}; using \
+                             \"original\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match Canvas::from_str(text) {
+                        Ok(canvas) => composition.canvas = canvas,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "anchor" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "anchor in {section} must be a position such as \"center\", \
+                             \"bottom\" or \"top-left\", not {found}; using \"center\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match Anchor::from_str(text) {
+                        Ok(anchor) => composition.anchor = anchor,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "scale" => match percentage(value.get_ref()) {
+                    Some(p @ 1..=100) => composition.scale_percent = p as u8,
+                    _ => self.report(
+                        value.span(),
+                        format!(
+                            "scale in {section} must be a percentage from 1% to 100%, not {}; \
+                             using 100%",
+                            describe(value.get_ref())
+                        ),
+                    ),
+                },
+                "padding" => {
+                    let invalid = |found: &str| {
+                        format!(
+                            "padding in {section} must be a length such as \"5%\" or \"40px\", \
+                             not {found}; using none"
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match Length::from_str(text) {
+                        Ok(padding) => composition.padding = padding,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "shadow" => match value.get_ref() {
+                    DeValue::Boolean(true) => composition.shadow = Some(Shadow::default()),
+                    DeValue::Boolean(false) => composition.shadow = None,
+                    DeValue::Table(shadow) => {
+                        let shadow_section = format!("{section} shadow");
+                        composition.shadow = Some(self.shadow(&shadow_section, shadow));
+                    }
+                    other => self.report(
+                        value.span(),
+                        format!(
+                            "shadow in {section} must be true, false or a table of distance, \
+                             angle, blur and opacity, not {}; using none",
+                            describe(other)
+                        ),
+                    ),
+                },
+                _ => self.unknown(
+                    key,
+                    section,
+                    "use format, quality, background, background_fit, crop, canvas, anchor, \
+                     scale, padding or shadow",
+                ),
+            }
+        }
+        if let Some((span, chosen)) = fit {
+            match &mut preset.composition.background {
+                Backdrop::Image { fit, .. } => *fit = chosen,
+                _ => self.report(
+                    span,
+                    format!(
+                        "background_fit in {section} is for an \"image:\" background; ignoring it"
+                    ),
+                ),
+            }
+        }
+        if let Some(problem) = preset.composition.problem() {
+            self.report(
+                table.iter().next().map_or(0..0, |(key, _)| key.span()),
+                format!("{section}: {problem}; using no padding"),
+            );
+            preset.composition.padding = Length::ZERO;
+        }
+        if !preset.format.takes_quality() {
+            preset.quality = None;
+        }
+        preset
+    }
+
+    fn shadow(&mut self, section: &str, table: &DeTable<'_>) -> Shadow {
+        let mut shadow = Shadow::default();
+        let defaults = Shadow::default();
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            match name {
+                "distance" | "blur" => {
+                    let fallback = if name == "distance" {
+                        defaults.distance
+                    } else {
+                        defaults.blur
+                    };
+                    let invalid = |found: &str| {
+                        format!(
+                            "{name} in {section} must be a length such as \"2%\" or \"12px\", \
+                             not {found}; using \"{fallback}\""
+                        )
+                    };
+                    let Some(text) = self.string(value, invalid) else {
+                        continue;
+                    };
+                    match Length::from_str(text) {
+                        Ok(length) if name == "distance" => shadow.distance = length,
+                        Ok(length) => shadow.blur = length,
+                        Err(_) => self.report(value.span(), invalid(&quote(text))),
+                    }
+                }
+                "angle" => match whole_number(value.get_ref()) {
+                    Some(degrees @ 0..=359) => shadow.angle_degrees = degrees as u16,
+                    _ => self.report(
+                        value.span(),
+                        format!(
+                            "angle in {section} must be whole degrees from 0 to 359 (90 is \
+                             straight down), not {}; using {}",
+                            describe(value.get_ref()),
+                            defaults.angle_degrees
+                        ),
+                    ),
+                },
+                "opacity" => match percentage(value.get_ref()) {
+                    Some(p @ 0..=100) => shadow.opacity_percent = p as u8,
+                    _ => self.report(
+                        value.span(),
+                        format!(
+                            "opacity in {section} must be a percentage from 0% to 100%, not {}; \
+                             using {}%",
+                            describe(value.get_ref()),
+                            defaults.opacity_percent
+                        ),
+                    ),
+                },
+                _ => self.unknown(key, section, "use distance, angle, blur or opacity"),
+            }
+        }
+        shadow
+    }
+}
+
+/// A TOML integer as a number, whatever base it was written in.
+fn whole_number(value: &DeValue<'_>) -> Option<i64> {
+    match value {
+        DeValue::Integer(n) => i64::from_str_radix(n.as_str(), n.radix()).ok(),
+        _ => None,
+    }
+}
+
+/// A whole percentage written as a number (`90`) or text (`"90%"`).
+fn percentage(value: &DeValue<'_>) -> Option<i64> {
+    match value {
+        DeValue::String(text) => text
+            .trim()
+            .strip_suffix('%')
+            .unwrap_or(text)
+            .trim()
+            .parse()
+            .ok(),
+        other => whole_number(other),
+    }
 }
 
 /// A base URL from the file: one that [`parse_base_url`] accepts, without a
@@ -930,6 +1252,45 @@ struct FileOut<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     providers: BTreeMap<&'static str, ProviderOut<'a>>,
     appearance: AppearanceOut,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    presets: BTreeMap<&'a str, PresetOut>,
+}
+
+#[derive(Serialize)]
+struct PresetOut {
+    format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality: Option<u8>,
+    background: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    background_fit: Option<&'static str>,
+    crop: CropOut,
+    canvas: String,
+    anchor: &'static str,
+    scale: String,
+    padding: String,
+    shadow: ShadowOut,
+}
+
+/// `crop = false` or a margin.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CropOut {
+    Off(bool),
+    Margin(String),
+}
+
+/// `shadow = false` or its table.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ShadowOut {
+    Off(bool),
+    On {
+        distance: String,
+        angle: u16,
+        blur: String,
+        opacity: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -1008,14 +1369,16 @@ impl Serialize for Settings {
                 )
             })
             .collect();
+        let presets = self
+            .presets
+            .iter()
+            .map(|(name, preset)| Ok((name.as_str(), preset_out::<S>(preset)?)))
+            .collect::<Result<_, S::Error>>()?;
         FileOut {
             defaults,
             output: OutputOut {
                 folder,
-                format: self
-                    .output
-                    .format
-                    .map_or("provider", OutputFormat::extension),
+                format: self.output.format.map_or("provider", OutputFormat::as_str),
                 background: self.output.background.to_string(),
                 naming: self.output.naming.as_str(),
             },
@@ -1023,9 +1386,51 @@ impl Serialize for Settings {
             appearance: AppearanceOut {
                 theme: self.appearance.theme.as_str(),
             },
+            presets,
         }
         .serialize(serializer)
     }
+}
+
+/// A preset as the file writes it: every value, so a person editing it sees
+/// what each can be.
+fn preset_out<S: Serializer>(preset: &Preset) -> Result<PresetOut, S::Error> {
+    let c = &preset.composition;
+    let (background, background_fit) = match &c.background {
+        Backdrop::Image { path, fit } => {
+            let path = path.to_str().ok_or_else(|| {
+                S::Error::custom(format!(
+                    "the background picture's name is not Unicode text: {}",
+                    path.display()
+                ))
+            })?;
+            (format!("image:{path}"), Some(fit.as_str()))
+        }
+        other => (other.to_string(), None),
+    };
+    Ok(PresetOut {
+        format: preset.format.as_str(),
+        quality: preset.quality,
+        background,
+        background_fit,
+        crop: match c.crop {
+            None => CropOut::Off(false),
+            Some(margin) => CropOut::Margin(margin.to_string()),
+        },
+        canvas: c.canvas.to_string(),
+        anchor: c.anchor.as_str(),
+        scale: format!("{}%", c.scale_percent),
+        padding: c.padding.to_string(),
+        shadow: match c.shadow {
+            None => ShadowOut::Off(false),
+            Some(shadow) => ShadowOut::On {
+                distance: shadow.distance.to_string(),
+                angle: shadow.angle_degrees,
+                blur: shadow.blur.to_string(),
+                opacity: format!("{}%", shadow.opacity_percent),
+            },
+        },
+    })
 }
 
 #[cfg(test)]
@@ -1081,6 +1486,33 @@ mod tests {
             .base_urls
             .insert("url", Url::parse("http://127.0.0.1:8080/").unwrap());
         settings.appearance.theme = Theme::Dark;
+        settings.presets.insert(
+            "marketplace".to_owned(),
+            Preset {
+                format: OutputFormat::Jpg,
+                quality: Some(92),
+                composition: Composition {
+                    background: Backdrop::Color([255, 255, 255]),
+                    crop: Some(Length::Percent { hundredths: 250 }),
+                    canvas: Canvas::Square { side_px: 2000 },
+                    anchor: Anchor::Bottom,
+                    scale_percent: 90,
+                    padding: Length::Px(40),
+                    shadow: Some(Shadow::default()),
+                },
+            },
+        );
+        settings.presets.insert(
+            "studio backdrop".to_owned(),
+            Preset {
+                format: OutputFormat::Webp,
+                quality: None,
+                composition: Composition::with_background(Backdrop::Image {
+                    path: absolute("studio.jpg"),
+                    fit: BackdropFit::Fit,
+                }),
+            },
+        );
         settings
     }
 
@@ -1157,6 +1589,100 @@ mod tests {
         assert!(text.contains("format = \"webp\""), "{text}");
         assert!(text.contains("theme = \"dark\""), "{text}");
         assert!(text.contains("concurrency = 7"), "{text}");
+    }
+
+    #[test]
+    fn presets_are_read_value_by_value_and_written_back_the_same() {
+        let backdrop = absolute("studio.jpg");
+        let text = format!(
+            r##"
+[presets.marketplace]
+format = "jpg"
+quality = 85
+background = "#FFFFFF"
+crop = "5%"
+canvas = "square:2000"
+anchor = "bottom"
+scale = 90
+padding = "40px"
+shadow = true
+
+[presets.studio]
+background = "image:{backdrop}"
+background_fit = "fit"
+crop = true
+shadow = {{ opacity = "30%", blur = "12px", distance = "1%", angle = 90 }}
+"##,
+            backdrop = backdrop.to_str().unwrap()
+        );
+        let loaded = parse(&text);
+        assert_eq!(messages(&loaded), Vec::<String>::new());
+        let presets = loaded.settings.presets();
+        assert_eq!(
+            presets.keys().collect::<Vec<_>>(),
+            ["marketplace", "studio"]
+        );
+        let market = loaded.settings.preset("marketplace").unwrap();
+        assert_eq!(market.format, OutputFormat::Jpg);
+        assert_eq!(market.quality, Some(85));
+        let c = &market.composition;
+        assert_eq!(c.background, Backdrop::Color([255, 255, 255]));
+        assert_eq!(c.crop, Some(Length::Percent { hundredths: 500 }));
+        assert_eq!(c.canvas, Canvas::Square { side_px: 2000 });
+        assert_eq!(c.anchor, Anchor::Bottom);
+        assert_eq!(c.scale_percent, 90);
+        assert_eq!(c.padding, Length::Px(40));
+        assert_eq!(c.shadow, Some(Shadow::default()));
+        let studio = &presets["studio"];
+        assert_eq!(studio.format, OutputFormat::Png);
+        assert_eq!(
+            studio.composition.background,
+            Backdrop::Image {
+                path: backdrop,
+                fit: BackdropFit::Fit
+            }
+        );
+        assert_eq!(studio.composition.crop, Some(Length::ZERO));
+        assert_eq!(
+            studio.composition.shadow,
+            Some(Shadow {
+                distance: Length::Percent { hundredths: 100 },
+                angle_degrees: 90,
+                blur: Length::Px(12),
+                opacity_percent: 30,
+            })
+        );
+
+        let saved = loaded.settings.to_toml().unwrap();
+        assert!(saved.contains("[presets.marketplace]"), "{saved}");
+        assert!(saved.contains("canvas = \"square:2000\""), "{saved}");
+        let again = parse(&saved);
+        assert_eq!(messages(&again), Vec::<String>::new());
+        assert_eq!(again.settings, loaded.settings);
+    }
+
+    #[test]
+    fn a_bad_preset_value_falls_back_alone_naming_its_line() {
+        let loaded = parse(
+            "[presets.shop]\nformat = \"gif\"\ncanvas = \"square:0\"\nanchor = \"middle-earth\"\n\
+             scale = \"150%\"\nbackground = \"image:relative.jpg\"\nbackground_fit = \"fit\"\n\
+             padding = \"40px\"\nshadow = { angle = 400 }\ncolour = \"red\"\n",
+        );
+        let problems = messages(&loaded);
+        assert_eq!(problems.len(), 8, "{problems:#?}");
+        assert!(problems[0].starts_with("line 2: format in [presets.shop] must be"));
+        assert!(problems[1].starts_with("line 3: canvas in [presets.shop]"));
+        assert!(problems[2].starts_with("line 4: anchor in [presets.shop]"));
+        assert!(problems[3].starts_with("line 5: scale in [presets.shop]"));
+        assert!(problems[4].starts_with("line 6: background in [presets.shop]"));
+        assert!(problems[5].starts_with("line 7: background_fit in [presets.shop] is for"));
+        assert!(problems[6].starts_with("line 9: angle in [presets.shop] shadow"));
+        assert!(problems[7].starts_with("line 10: unknown setting \"colour\""));
+        let shop = loaded.settings.preset("shop").unwrap();
+        assert_eq!(shop.format, OutputFormat::Png);
+        assert_eq!(shop.composition.canvas, Canvas::Original);
+        assert_eq!(shop.composition.padding, Length::Px(40));
+        assert_eq!(shop.composition.shadow, Some(Shadow::default()));
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod fakes;
 mod commands;
 #[path = "batch/harness.rs"]
 mod harness;
+#[path = "batch/inputs.rs"]
+mod inputs;
 #[path = "batch/keys.rs"]
 mod keys;
 #[path = "batch/outputs.rs"]

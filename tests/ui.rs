@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutout::imaging::Background;
 use cutout::jobs::store::JobStore;
 use cutout::jobs::{InputKind, Job, JobId, JobInput, JobSettings, JobState, OutputSpec};
 use cutout::providers::ProviderId;
@@ -248,8 +247,11 @@ fn a_dropped_folder_runs_to_done_and_the_preview_offers_the_result() {
 
     let row = window.harness.query_all_by_label("bottle.jpg").next();
     row.expect("the bottle row").click();
-    window.wait_for("the preview", |h| {
+    window.wait_for("the preview of the original and its cut-out", |h| {
         h.query_all_by_label_contains("Save as").next().is_some()
+            && h.query_all_by_label_contains("Before and after")
+                .next()
+                .is_some()
     });
     assert!(window.shows("Copy image") > 0);
     window.snapshot("done_with_preview");
@@ -458,9 +460,11 @@ fn jobs_left_unfinished_come_back_queued_and_carry_on_when_started() {
             output: OutputSpec {
                 dir: work.join("earlier-out"),
                 format: None,
-                background: Background::Transparent,
+                quality: None,
+                composition: Default::default(),
                 naming: Default::default(),
             },
+            allow_downscale: false,
         };
         let job = Job {
             id: JobId(earlier.next_job_id().unwrap()),
@@ -561,7 +565,7 @@ fn the_settings_file_sets_up_the_batch_and_a_bad_value_is_reported_with_its_line
     assert!(
         window
             .harness
-            .query_all_by_value("WebP (smaller)")
+            .query_all_by_value("WebP (lossless)")
             .next()
             .is_some(),
         "the format picker shows WebP"
@@ -706,4 +710,118 @@ fn a_key_saved_in_settings_lives_in_the_keychain_and_never_in_the_settings_file(
     let saved = settings_file_saying(&mut window, "theme = \"dark\"");
     assert!(!saved.contains(fakes::removebg::KEY), "{saved}");
     assert!(!saved.contains("key ="), "{saved}");
+}
+
+/// Whether the button labelled `label` is greyed out.
+fn is_disabled(harness: &Harness<'static, CutoutApp>, label: &str) -> bool {
+    harness
+        .query_all_by(|node| node.label().as_deref() == Some(label) && node.is_disabled())
+        .next()
+        .is_some()
+}
+
+#[test]
+fn square_2000_cropped_on_white_makes_every_result_a_white_2000_px_square() {
+    let (_fake, env) = removebg(Script::default());
+    let mut window = Window::open("square_2000_cropped_on_white", env);
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
+
+    // Tall enough for the open Layout block and Start below it.
+    window.harness.set_size(egui::vec2(1280.0, 1040.0));
+    window.click("Layout");
+    window.click("Canvas");
+    window.click("Square 2000 (marketplaces)");
+    window.click("Crop to subject");
+    window.click("Background");
+    window.click("Colour");
+    window.click("▶ Start");
+    window.wait_for("the job done", |h| Window::shows_exactly(h, "✔ Done"));
+
+    let saved = window.dir.path().join("out/shoot/bottle.png");
+    let result = image::open(&saved).unwrap().into_rgba8();
+    assert_eq!(result.dimensions(), (2000, 2000));
+    assert_eq!(
+        result.get_pixel(0, 0).0,
+        [255, 255, 255, 255],
+        "a white corner"
+    );
+}
+
+#[test]
+fn jpeg_without_a_background_stops_start_until_a_preset_from_the_settings_file_fixes_it() {
+    let test = "jpeg_without_a_background";
+    let out = std::env::temp_dir()
+        .join("cutout-ui-tests")
+        .join(test)
+        .join("out");
+    let settings = format!(
+        "[output]\n\
+         folder = {:?}\n\
+         \n\
+         [presets.marketplace]\n\
+         format = \"jpg\"\n\
+         background = \"#ffffff\"\n\
+         crop = \"5%\"\n\
+         canvas = \"square:2000\"\n\
+         anchor = \"bottom\"\n\
+         shadow = true\n",
+        out.display().to_string()
+    );
+    let (_fake, env) = removebg(Script::default());
+    let mut window = Window::open_after(test, env, |work| {
+        let config = config_dir(work);
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(Path::new(&config).join("settings.toml"), &settings).unwrap();
+    });
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
+    assert!(!is_disabled(&window.harness, "▶ Start"));
+
+    window.click("Format");
+    window.click("JPEG (needs a background)");
+    assert!(window.shows("JPEG has no transparency: choose a background colour or picture") > 0);
+    assert!(is_disabled(&window.harness, "▶ Start"));
+
+    window.click("Preset");
+    window.click("marketplace");
+    assert!(!is_disabled(&window.harness, "▶ Start"));
+    assert_eq!(window.shows("JPEG has no transparency"), 0);
+    let shows_value =
+        |w: &Window, value: &str| w.harness.query_all_by_value(value).next().is_some();
+    assert!(
+        shows_value(&window, "marketplace"),
+        "the picker names the preset"
+    );
+    assert!(shows_value(&window, "JPEG"));
+    assert!(shows_value(&window, "Colour"));
+
+    window.harness.set_size(egui::vec2(1280.0, 1040.0));
+    window.click("Layout");
+    assert!(shows_value(&window, "Square 2000"));
+    assert!(
+        window
+            .harness
+            .query_all_by(
+                |n| n.label().as_deref() == Some("Bottom (products standing on a shelf)")
+                    && n.toggled() == Some(egui::accesskit::Toggled::True)
+            )
+            .next()
+            .is_some(),
+        "the anchor grid shows the preset's position"
+    );
+    window.wait_for("the layout preview", |h| {
+        Window::shows_exactly(h, "Preview of the layout on a sample product")
+    });
+    window.snapshot("output_layout");
+
+    // Saving the setup under a new name writes it to the settings file.
+    window.click("Save as preset…");
+    window.harness.get_by_label("Name").type_text("Shop");
+    window.harness.run_steps(1);
+    window.harness.key_press(egui::Key::Enter);
+    let saved = settings_file_saying(&mut window, "[presets.Shop]");
+    assert!(saved.contains("canvas = \"square:2000\""), "{saved}");
 }

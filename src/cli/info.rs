@@ -30,6 +30,7 @@ pub(super) fn print_providers(as_json: bool) -> Result<u8, UsageError> {
             "endpoints": endpoints.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "default_concurrency": info.default_concurrency,
             "has_health_check": info.has_health_check,
+            "input_limits": info.input_limits,
         }));
         if !as_json {
             print_provider_text(info, &credentials);
@@ -37,6 +38,8 @@ pub(super) fn print_providers(as_json: bool) -> Result<u8, UsageError> {
     }
     if as_json {
         println!("{}", serde_json::Value::Array(listed));
+    } else {
+        print_input_formats();
     }
     Ok(EXIT_ALL_DONE)
 }
@@ -46,6 +49,9 @@ fn print_provider_text(info: &ProviderInfo, credentials: &crate::secrets::Creden
     println!("  {}", info.summary);
     let accepts: Vec<_> = info.accepts.iter().map(|k| k.plural_noun()).collect();
     println!("  takes:   {}", accepts.join(", "));
+    if let Some(images) = image_limits_line(&info.input_limits) {
+        println!("  images:  {images}");
+    }
     println!("  models:");
     for (i, model) in info.models.iter().enumerate() {
         let default = if i == 0 { " (default)" } else { "" };
@@ -79,6 +85,48 @@ fn print_provider_text(info: &ProviderInfo, credentials: &crate::secrets::Creden
         println!("  {}: {state}", credential.label);
     }
     println!();
+}
+
+/// "JPEG, PNG or WebP, up to 25 MP and 22 MB (from its website; unconfirmed)".
+fn image_limits_line(limits: &providers::InputLimits) -> Option<String> {
+    let (last, rest) = limits.image_formats.split_last()?;
+    let mut line = if rest.is_empty() {
+        last.name().to_owned()
+    } else {
+        let names: Vec<_> = rest.iter().map(|f| f.name()).collect();
+        format!("{} or {}", names.join(", "), last.name())
+    };
+    let mut sizes = Vec::new();
+    if let Some(pixels) = limits.max_pixels {
+        sizes.push(crate::imaging::decode::megapixels(pixels));
+    }
+    if let Some(side) = limits.max_side_px {
+        sizes.push(format!("{side} px a side"));
+    }
+    if let Some(bytes) = limits.max_file_bytes {
+        sizes.push(format!("{} MB", bytes / 1_000_000));
+    }
+    if !sizes.is_empty() {
+        line.push_str(&format!(", up to {}", sizes.join(" and ")));
+    }
+    if !limits.confirmed {
+        line.push_str(" (partly from its website; unconfirmed)");
+    }
+    Some(line)
+}
+
+/// Which picture formats this build opens, after the providers.
+fn print_input_formats() {
+    println!("Input formats Cutout opens (to rotate, convert colours or downscale before upload):");
+    for format in crate::imaging::decode::input_formats() {
+        let state = if format.available { "yes" } else { "no " };
+        println!(
+            "  {state}  {:<5} .{:<24} {}",
+            format.name,
+            format.extensions.join(" ."),
+            format.note
+        );
+    }
 }
 
 pub(super) async fn health(only: Option<ProviderId>, as_json: bool) -> Result<u8, UsageError> {

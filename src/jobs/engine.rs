@@ -14,7 +14,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::imaging::{self, ImagingError};
+use crate::imaging::decode::DecodeLimits;
+use crate::imaging::upload::{self, PreparedUpload};
+use crate::imaging::{self, ImagingError, OutputFormat};
 use crate::jobs::events::{Command, Event, JobSettings, NewJob, OutputSpec};
 use crate::jobs::job::{InputKind, Job, JobId, JobInput, JobState, Transition};
 use crate::jobs::naming::{self, NameFields};
@@ -150,9 +152,11 @@ struct ProviderSlot {
 struct Entry {
     job: Job,
     spec: NewJob,
-    /// Whether the job has ever been handed to its provider; until then its
-    /// settings may still change.
-    started: bool,
+    /// Whether the job has ever been sent to its provider (uploading or
+    /// later); until then its settings may still change, even after it
+    /// failed on the way (an input over the provider's limits, a provider
+    /// not set up), so fixing the settings fixes the job.
+    reached_provider: bool,
     /// Set while a task runs the job.
     cancel: Option<CancellationToken>,
     /// The provider fully accepted the job during the current run (its
@@ -412,7 +416,7 @@ impl Engine {
         let entry = Entry {
             job: job.clone(),
             spec,
-            started: false,
+            reached_provider: false,
             cancel: None,
             accepted: false,
             resumable: false,
@@ -443,7 +447,7 @@ impl Engine {
         let entry = Entry {
             job: job.clone(),
             spec,
-            started: resume,
+            reached_provider: job.remote_id.is_some(),
             cancel: None,
             accepted: false,
             resumable: resume,
@@ -493,11 +497,13 @@ impl Engine {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
-        // Queued jobs, and jobs refused when added (failed without ever
-        // starting); a job the user cancelled stays cancelled.
+        // Queued jobs, and jobs that failed before reaching the provider
+        // (refused when added or while being prepared); a job the user
+        // cancelled stays cancelled, and a running one is left alone.
         let refused = matches!(entry.job.state, JobState::Failed { .. });
         let waiting = entry.job.state == JobState::Queued || refused;
-        if entry.started || !waiting || entry.spec.settings == *settings {
+        let idle = entry.cancel.is_none();
+        if entry.reached_provider || !idle || !waiting || entry.spec.settings == *settings {
             return;
         }
         entry.spec.settings = settings.clone();
@@ -541,7 +547,6 @@ impl Engine {
             self.refuse(id, error);
             return;
         };
-        entry.started = true;
         let token = CancellationToken::new();
         entry.cancel = Some(token.clone());
         let resume_from = if entry.resumable {
@@ -560,9 +565,10 @@ impl Engine {
                 kind,
                 model: settings.model.clone(),
                 options: settings.options.clone(),
-                background: settings.output.background,
+                background: settings.output.composition.background.plain(),
             },
             output: settings.output.clone(),
+            allow_downscale: settings.allow_downscale,
             resume_from,
             partial_owner: self.partial_owner.clone(),
             date: self.date,
@@ -644,6 +650,14 @@ impl Engine {
         }
         match entry.job.state.apply(transition) {
             Ok(next) => {
+                entry.reached_provider |= matches!(
+                    next,
+                    JobState::Uploading
+                        | JobState::Submitted { .. }
+                        | JobState::Processing { .. }
+                        | JobState::Downloading
+                        | JobState::Done { .. }
+                );
                 entry.job.state = next;
                 let job = entry.job.clone();
                 self.persist(id, Persist::Changed);
@@ -693,6 +707,8 @@ struct JobTask {
     limit: Arc<Semaphore>,
     request: JobRequest,
     output: OutputSpec,
+    /// Whether an image over the provider's limits may go as a smaller copy.
+    allow_downscale: bool,
     resume_from: Option<String>,
     /// Marks the temporary files this task writes as this run's.
     partial_owner: String,
@@ -756,16 +772,32 @@ impl JobTask {
             Some(remote_id) => {
                 self.send(Update::Accepted);
                 self.send(Update::Transition(Transition::Progress { progress: None }));
-                self.poll_until_done(remote_id).await?
+                self.poll_until_done(&self.request, remote_id).await?
             }
             None => {
+                // Held until the job ends: dropping it deletes any copy.
+                let prepared = self.prepare_upload().await?;
+                let copy_request;
+                let request = match &prepared {
+                    Some(upload) if upload.is_copy() => {
+                        copy_request = JobRequest {
+                            input: JobInput::File {
+                                path: upload.path().to_owned(),
+                                root: None,
+                            },
+                            ..self.request.clone()
+                        };
+                        &copy_request
+                    }
+                    _ => &self.request,
+                };
                 let reporter = TaskReporter {
                     task: self,
                     reported_id: Mutex::new(None),
                 };
                 let submission = self
                     .provider
-                    .submit(&self.request, &reporter)
+                    .submit(request, &reporter)
                     .await
                     .map_err(|e| self.provider_error(e))?;
                 match submission {
@@ -773,7 +805,7 @@ impl JobTask {
                     Submission::Accepted { remote_id } => {
                         reporter.remote_id(&remote_id);
                         self.send(Update::Accepted);
-                        self.poll_until_done(&remote_id).await?
+                        self.poll_until_done(request, &remote_id).await?
                     }
                 }
             }
@@ -788,7 +820,36 @@ impl JobTask {
         self.write_results(result).await
     }
 
-    async fn poll_until_done(&self, remote_id: &str) -> Result<JobResult, JobError> {
+    /// Makes the file an image provider is sent: the input itself, or an
+    /// upright sRGB copy in a format it takes, downscaled to its limits when
+    /// the user allowed it (see [`upload::prepare`]); what was done is
+    /// reported as warnings. Videos and URLs go as they are (`None`).
+    async fn prepare_upload(&self) -> Result<Option<PreparedUpload>, JobError> {
+        let JobInput::File { path, .. } = &self.request.input else {
+            return Ok(None);
+        };
+        if self.request.kind != InputKind::ImageFile {
+            return Ok(None);
+        }
+        let path = path.clone();
+        let info = self.provider.info();
+        let allow_downscale = self.allow_downscale;
+        let prepared = tokio::task::spawn_blocking(move || {
+            upload::prepare(&path, info, allow_downscale, &DecodeLimits::default())
+        })
+        .await
+        .map_err(|e| JobError::Unsupported(format!("preparing the upload failed: {e}")))??;
+        for note in prepared.notes() {
+            self.send(Update::Warning(note.clone()));
+        }
+        Ok(Some(prepared))
+    }
+
+    async fn poll_until_done(
+        &self,
+        request: &JobRequest,
+        remote_id: &str,
+    ) -> Result<JobResult, JobError> {
         let info: &ProviderInfo = self.provider.info();
         let deadline_span = self
             .poll
@@ -801,7 +862,7 @@ impl JobTask {
             tokio::time::sleep(interval).await;
             let status = self
                 .provider
-                .poll(&self.request, remote_id)
+                .poll(request, remote_id)
                 .await
                 .map_err(|e| self.provider_error(e))?;
             match status {
@@ -893,11 +954,18 @@ impl JobTask {
         };
         let handle = pending.reopen().map_err(write_error)?;
         let mut file = tokio::fs::File::from_std(handle);
-        let convert_to = match self.output.format {
-            Some(format) if !self.request.kind.is_video() && is_convertible(&asset.extension) => {
-                Some(format)
+        let convert_to = if self.request.kind.is_video() {
+            None
+        } else {
+            let delivered = delivered_format(&asset.extension);
+            match (self.output.format, delivered) {
+                (Some(format), Some(_)) => Some(format),
+                // The provider's own format, re-encoded only to compose.
+                (None, Some(delivered)) if !self.output.composition.is_identity() => {
+                    Some(delivered)
+                }
+                _ => None,
             }
-            _ => None,
         };
         let bytes = match &asset.source {
             AssetSource::Url(url) => {
@@ -922,9 +990,9 @@ impl JobTask {
             return Ok((pending, asset.extension.clone()));
         };
         let bytes = bytes.unwrap_or_default();
-        let background = self.output.background;
+        let finish = self.output.finish(format);
         let converted = tokio::task::spawn_blocking(move || {
-            let converted = imaging::finish_image(&bytes, format, background)?;
+            let converted = imaging::finish(&bytes, &finish)?;
             Ok::<_, ImagingError>(converted.unwrap_or(bytes))
         })
         .await
@@ -937,13 +1005,15 @@ impl JobTask {
     }
 }
 
-/// Whether Cutout can read a result of this type to change its format or
-/// background; anything else (PSD, TIFF, video) is saved as delivered.
-fn is_convertible(extension: &str) -> bool {
-    matches!(
-        extension.to_ascii_lowercase().as_str(),
-        "png" | "webp" | "jpg" | "jpeg"
-    )
+/// The format of a result Cutout can read to change its format or
+/// composition; anything else (PSD, TIFF, video) is saved as delivered.
+fn delivered_format(extension: &str) -> Option<OutputFormat> {
+    match extension.to_ascii_lowercase().as_str() {
+        "png" => Some(OutputFormat::Png),
+        "webp" => Some(OutputFormat::Webp),
+        "jpg" | "jpeg" => Some(OutputFormat::Jpg),
+        _ => None,
+    }
 }
 
 /// Turns a provider's reports into engine updates, and remembers the remote
@@ -983,7 +1053,7 @@ mod tests {
     use url::Url;
 
     use super::*;
-    use crate::imaging::{Background, OutputFormat};
+    use crate::imaging::OutputFormat;
     use crate::providers::{ResultAsset, RetryPolicy};
 
     /// A provider whose answers are scripted, to pin the engine's own rules
@@ -1096,11 +1166,13 @@ mod tests {
 
     fn new_job(dir: &Path, name: &str) -> NewJob {
         let input = dir.join(name);
-        std::fs::write(
-            &input,
-            b"input bytes are never read by the scripted provider",
-        )
-        .unwrap();
+        // A real picture: the engine reads image inputs to prepare their
+        // upload (the scripted provider itself never reads them).
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(4, 4, image::Rgb([9, 9, 9]))
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        std::fs::write(&input, png.into_inner()).unwrap();
         NewJob {
             input: JobInput::File {
                 path: input,
@@ -1113,9 +1185,11 @@ mod tests {
                 output: OutputSpec {
                     dir: dir.join("out"),
                     format: Some(OutputFormat::Png),
-                    background: Background::Transparent,
+                    quality: None,
+                    composition: Default::default(),
                     naming: Default::default(),
                 },
+                allow_downscale: false,
             },
         }
     }
@@ -1281,5 +1355,62 @@ mod tests {
         assert!(error.contains("not set up"), "{error}");
         assert!(error.contains("CUTOUT_REMOVEBG_KEY"), "{error}");
         assert_eq!(provider.submits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_failed_before_reaching_its_provider_takes_new_settings_and_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![true], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let job = new_job(dir.path(), "a.png");
+        let mut fixed = job.settings.clone();
+        let mut unset = job;
+        unset.settings.provider = ProviderId::Removebg;
+        unset.settings.model = "auto".into();
+        handle.send(Command::Add(vec![unset]));
+        handle.send(Command::Start);
+        assert!(matches!(
+            next_change(&mut handle).await.state,
+            JobState::Failed { .. }
+        ));
+
+        fixed.output.naming = "{name}-fixed".parse().unwrap();
+        handle.send(Command::Reconfigure {
+            ids: vec![JobId(1)],
+            settings: fixed,
+        });
+        let requeued = next_change(&mut handle).await;
+        assert_eq!(requeued.state, JobState::Queued);
+        assert_eq!(requeued.provider, ProviderId::Removit);
+        handle.send(Command::Start);
+        let jobs = until_idle(&mut handle).await;
+        let JobState::Done { outputs } = &jobs[&JobId(1)].state else {
+            panic!("{jobs:?}")
+        };
+        assert!(outputs[0].ends_with("a-fixed.png"), "{outputs:?}");
+        assert_eq!(provider.submits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_reached_its_provider_keeps_its_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![false], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let job = new_job(dir.path(), "a.png");
+        let mut other = job.settings.clone();
+        handle.send(Command::Add(vec![job]));
+        handle.send(Command::Start);
+        let jobs = until_idle(&mut handle).await;
+        assert!(matches!(jobs[&JobId(1)].state, JobState::Failed { .. }));
+
+        other.model = "changed".into();
+        handle.send(Command::Reconfigure {
+            ids: vec![JobId(1)],
+            settings: other,
+        });
+        handle.send(Command::Retry(JobId(1)));
+        let retried = next_change(&mut handle).await;
+        assert_eq!(retried.state, JobState::Queued, "retried, not reconfigured");
+        assert_eq!(retried.model, "removit");
     }
 }

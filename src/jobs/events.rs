@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::{Background, OutputFormat};
+use crate::imaging::compose::{Backdrop, Composition};
+use crate::imaging::{Finish, OutputFormat};
 use crate::jobs::job::{Job, JobId, JobInput};
 use crate::jobs::naming::NamingTemplate;
 use crate::jobs::store::RestoredJob;
@@ -36,21 +37,82 @@ pub struct JobSettings {
     pub options: ProviderOptions,
     /// Where and how results are saved.
     pub output: OutputSpec,
+    /// Whether an image over the provider's limits (pixels, file size) may
+    /// be sent as a smaller copy; without it such a job fails saying which
+    /// limit. Off by default: a smaller cut-out is a change the user asks
+    /// for. The original is never changed either way.
+    #[serde(default)]
+    pub allow_downscale: bool,
 }
 
 /// Where and how a job's results are saved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "OutputSpecRecord")]
 pub struct OutputSpec {
     /// The output folder; a dropped folder's tree is recreated beneath it.
     pub dir: PathBuf,
     /// The image format to convert to; `None` keeps what the provider
-    /// delivered (when the user chose the provider's own output format).
+    /// delivered (when the user chose the provider's own output format),
+    /// re-encoded in that same format only when the composition changes
+    /// something.
     pub format: Option<OutputFormat>,
-    /// What goes behind the subject.
-    pub background: Background,
+    /// Lossy quality, 1 to 100, for jpg and webp (a quality makes WebP
+    /// lossy); `None` is jpg at 90 and lossless WebP.
+    pub quality: Option<u8>,
+    /// Background, crop, canvas, placement and shadow. Video providers get
+    /// only its plain background colour ([`Backdrop::plain`]). Boxed: it is
+    /// large, and settings travel inside every [`Command::Reconfigure`].
+    pub composition: Box<Composition>,
     /// How result files are named.
-    #[serde(default)]
     pub naming: NamingTemplate,
+}
+
+impl OutputSpec {
+    /// How image results are finished, when they are converted to `format`.
+    pub fn finish(&self, format: OutputFormat) -> Finish {
+        Finish {
+            format,
+            quality: self.quality,
+            composition: (*self.composition).clone(),
+        }
+    }
+}
+
+/// [`OutputSpec`] as the job history stores it, in every shape it has had:
+/// records written before compositions existed hold a bare `background`,
+/// which becomes the composition's background.
+#[derive(Deserialize)]
+struct OutputSpecRecord {
+    dir: PathBuf,
+    format: Option<OutputFormat>,
+    #[serde(default)]
+    quality: Option<u8>,
+    #[serde(default)]
+    background: Option<Backdrop>,
+    #[serde(default)]
+    composition: Option<Composition>,
+    #[serde(default)]
+    naming: NamingTemplate,
+}
+
+impl From<OutputSpecRecord> for OutputSpec {
+    fn from(record: OutputSpecRecord) -> Self {
+        let composition = match (record.composition, record.background) {
+            (Some(composition), _) => composition,
+            (None, Some(background)) => Composition {
+                background,
+                ..Composition::default()
+            },
+            (None, None) => Composition::default(),
+        };
+        OutputSpec {
+            dir: record.dir,
+            format: record.format,
+            quality: record.quality,
+            composition: Box::new(composition),
+            naming: record.naming,
+        }
+    }
 }
 
 /// What front ends ask of the engine.
@@ -120,4 +182,43 @@ pub enum Event {
     Removed(JobId),
     /// Nothing is running any more: every started job has ended.
     Idle,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imaging::compose::{Canvas, Length};
+
+    #[test]
+    fn output_specs_recorded_before_compositions_keep_their_background() {
+        let old = r##"{"dir":"/out","format":"jpg","background":{"color":[255,255,255]},"naming":"{name}"}"##;
+        let spec: OutputSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(spec.format, Some(OutputFormat::Jpg));
+        assert_eq!(spec.quality, None);
+        assert_eq!(
+            *spec.composition,
+            Composition::with_background(Backdrop::Color([255, 255, 255]))
+        );
+        let oldest = r#"{"dir":"/out","format":null,"background":"transparent"}"#;
+        let spec: OutputSpec = serde_json::from_str(oldest).unwrap();
+        assert!(spec.composition.is_identity());
+        assert_eq!(spec.naming, NamingTemplate::default());
+    }
+
+    #[test]
+    fn an_output_spec_round_trips_through_the_history() {
+        let spec = OutputSpec {
+            dir: "/out".into(),
+            format: Some(OutputFormat::Webp),
+            quality: Some(80),
+            composition: Box::new(Composition {
+                crop: Some(Length::Percent { hundredths: 500 }),
+                canvas: Canvas::Square { side_px: 2000 },
+                ..Composition::with_background(Backdrop::Color([1, 2, 3]))
+            }),
+            naming: NamingTemplate::default(),
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<OutputSpec>(&json).unwrap(), spec);
+    }
 }

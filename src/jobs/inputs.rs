@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use url::Url;
 
+use crate::imaging::decode;
 use crate::jobs::job::{InputKind, JobInput, MediaKind, media_kind_of_name};
 use crate::jobs::output::PARTIAL_PREFIX;
 use crate::providers::{ProviderInfo, refusal};
@@ -126,7 +127,16 @@ pub fn expand(
             continue;
         }
         let kind = match media_kind_of_name(&name) {
-            Some(MediaKind::Image) => InputKind::ImageFile,
+            Some(MediaKind::Image) => {
+                if let Some(reason) = not_a_picture(entry.path()) {
+                    skipped.push(Skipped {
+                        path: entry.into_path(),
+                        reason,
+                    });
+                    continue;
+                }
+                InputKind::ImageFile
+            }
             Some(MediaKind::Video) => InputKind::VideoFile,
             None => {
                 let reason = "not an image or video".to_owned();
@@ -152,10 +162,71 @@ pub fn expand(
     Ok(found)
 }
 
+/// Why a file named like an image is not one, judged by its first bytes:
+/// an empty file, or content in no picture format (a PDF renamed `.jpg`, a
+/// web page saved as `.png`). `None` when it looks like a picture, or when
+/// it cannot be read here (its job then says why).
+fn not_a_picture(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    let file = std::fs::File::open(path).ok()?;
+    file.take(64).read_to_end(&mut head).ok()?;
+    if head.is_empty() {
+        return Some("an empty file (0 bytes)".to_owned());
+    }
+    match decode::sniff(&head) {
+        Some(_) => None,
+        None => Some("not an image: its content is in no picture format Cutout knows".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::providers::ProviderId;
+
+    /// A tiny real PNG: folder scans look at the content of image files.
+    fn picture_bytes() -> Vec<u8> {
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(2, 2, image::Rgb([1, 2, 3]))
+            .write_to(&mut png, image::ImageFormat::Png)
+            .unwrap();
+        png.into_inner()
+    }
+
+    #[test]
+    fn files_named_like_images_that_hold_no_picture_are_skipped_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real.jpg"), picture_bytes()).unwrap();
+        std::fs::write(dir.path().join("empty.png"), b"").unwrap();
+        std::fs::write(dir.path().join("invoice.jpg"), b"%PDF-1.7 an invoice").unwrap();
+        std::fs::write(dir.path().join("page.png"), b"<!doctype html><html>").unwrap();
+        let mut skipped = Vec::new();
+        let found = expand(dir.path().to_str().unwrap(), None, None, &mut skipped).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let mut reasons: Vec<_> = skipped
+            .iter()
+            .map(|s| {
+                let name = s.path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, s.reason.clone())
+            })
+            .collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            [
+                ("empty.png".to_owned(), "an empty file (0 bytes)".to_owned()),
+                (
+                    "invoice.jpg".to_owned(),
+                    "not an image: its content is in no picture format Cutout knows".to_owned()
+                ),
+                (
+                    "page.png".to_owned(),
+                    "not an image: its content is in no picture format Cutout knows".to_owned()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn only_http_urls_are_taken_and_other_schemes_are_refused() {
@@ -184,7 +255,7 @@ mod tests {
             "cutout-output/a.png",
             "clip.mp4",
         ] {
-            std::fs::write(root.join(name), b"x").unwrap();
+            std::fs::write(root.join(name), picture_bytes()).unwrap();
         }
         let mut skipped = Vec::new();
         let info = ProviderId::Removebg.info();
@@ -221,7 +292,7 @@ mod tests {
     fn without_a_provider_a_folder_keeps_every_image_and_video() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["a.jpg", "clip.mp4", "readme.txt"] {
-            std::fs::write(dir.path().join(name), b"x").unwrap();
+            std::fs::write(dir.path().join(name), picture_bytes()).unwrap();
         }
         let mut skipped = Vec::new();
         let found = expand(dir.path().to_str().unwrap(), None, None, &mut skipped).unwrap();

@@ -51,9 +51,13 @@ impl InputKind {
     }
 }
 
-/// File extensions Cutout treats as still images.
+/// File extensions Cutout treats as still images: every extension of
+/// [`input_formats`](crate::imaging::decode::input_formats), including the
+/// formats this build cannot open (they still go to providers that take
+/// them).
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "webp", "gif", "avif", "tif", "tiff", "bmp", "heic", "heif", "psd",
+    "png", "jpg", "jpeg", "jpe", "jfif", "webp", "gif", "avif", "tif", "tiff", "bmp", "dib",
+    "heic", "heif", "hif", "psd",
 ];
 
 /// File extensions Cutout treats as videos.

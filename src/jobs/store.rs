@@ -1014,7 +1014,7 @@ fn session_has_ended(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::{Background, OutputFormat};
+    use crate::imaging::OutputFormat;
     use crate::jobs::events::OutputSpec;
     use crate::providers::ProviderOptions;
 
@@ -1026,9 +1026,11 @@ mod tests {
             output: OutputSpec {
                 dir: out.to_owned(),
                 format: Some(OutputFormat::Png),
-                background: Background::Transparent,
+                quality: None,
+                composition: Default::default(),
                 naming: Default::default(),
             },
+            allow_downscale: false,
         }
     }
 

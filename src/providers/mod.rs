@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::imaging::Background;
+use crate::imaging::decode::SourceFormat;
 use crate::jobs::job::{InputKind, JobInput};
 use crate::secrets::Credentials;
 
@@ -219,6 +220,38 @@ pub struct ProviderInfo {
     pub has_health_check: bool,
     /// How long to keep polling one job before giving up.
     pub poll_deadline_secs: u64,
+    /// What it takes as an uploaded image file, so an input over a limit
+    /// is converted or downscaled before upload (when the user allows it)
+    /// instead of failing after the upload.
+    pub input_limits: InputLimits,
+}
+
+/// The size and formats of image files a provider takes. A limit left at
+/// `None` is one the provider does not document; the provider's own answer
+/// then decides. Where the numbers come from is written beside each
+/// provider's value.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InputLimits {
+    /// The largest file, in bytes.
+    pub max_file_bytes: Option<u64>,
+    /// The most pixels, width × height.
+    pub max_pixels: Option<u64>,
+    /// The longest side, in pixels.
+    pub max_side_px: Option<u32>,
+    /// The image formats it takes as uploads; empty for a video-only
+    /// provider.
+    pub image_formats: &'static [SourceFormat],
+    /// Whether every number and format above is in the provider's contract
+    /// (`PROVIDERS.md`); `false` when some come from its public website or
+    /// from the service it runs on, and may change without notice.
+    pub confirmed: bool,
+}
+
+impl InputLimits {
+    /// Whether it takes uploads in `format`.
+    pub fn takes(&self, format: SourceFormat) -> bool {
+        self.image_formats.contains(&format)
+    }
 }
 
 impl ProviderInfo {

@@ -152,6 +152,19 @@ pub static INFO: ProviderInfo = ProviderInfo {
     default_concurrency: 4,
     has_health_check: false,
     poll_deadline_secs: 120,
+    // remove.bg's public API page, not PROVIDERS.md (unconfirmed): uploads
+    // up to 22 MB and 25 megapixels, as JPEG, PNG or WebP.
+    input_limits: super::InputLimits {
+        max_file_bytes: Some(22_000_000),
+        max_pixels: Some(25_000_000),
+        max_side_px: None,
+        image_formats: &[
+            crate::imaging::decode::SourceFormat::Jpeg,
+            crate::imaging::decode::SourceFormat::Png,
+            crate::imaging::decode::SourceFormat::Webp,
+        ],
+        confirmed: false,
+    },
 };
 
 const REMOVE: Call = Call {

@@ -136,6 +136,14 @@ pub static INFO: ProviderInfo = ProviderInfo {
     default_concurrency: 2,
     has_health_check: true,
     poll_deadline_secs: 7200,
+    // Videos only (PROVIDERS.md §3: up to 500 MB); they are sent as they are.
+    input_limits: super::InputLimits {
+        max_file_bytes: Some(500_000_000),
+        max_pixels: None,
+        max_side_px: None,
+        image_formats: &[],
+        confirmed: true,
+    },
 };
 
 const UPLOAD: Call = Call {

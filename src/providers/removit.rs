@@ -72,6 +72,23 @@ pub static INFO: ProviderInfo = ProviderInfo {
     default_concurrency: 4,
     has_health_check: false,
     poll_deadline_secs: 600,
+    // PROVIDERS.md §2 lists the file types (SVG aside, which Cutout does not
+    // treat as an image); removit documents no size or pixel limit.
+    input_limits: super::InputLimits {
+        max_file_bytes: None,
+        max_pixels: None,
+        max_side_px: None,
+        image_formats: &[
+            crate::imaging::decode::SourceFormat::Png,
+            crate::imaging::decode::SourceFormat::Jpeg,
+            crate::imaging::decode::SourceFormat::Webp,
+            crate::imaging::decode::SourceFormat::Gif,
+            crate::imaging::decode::SourceFormat::Avif,
+            crate::imaging::decode::SourceFormat::Tiff,
+            crate::imaging::decode::SourceFormat::Psd,
+        ],
+        confirmed: true,
+    },
 };
 
 fn validate_params(value: &str) -> Result<(), String> {

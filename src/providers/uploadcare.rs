@@ -159,6 +159,20 @@ pub static INFO: ProviderInfo = ProviderInfo {
     default_concurrency: 4,
     has_health_check: false,
     poll_deadline_secs: 600,
+    // The 100 MB upload limit is in PROVIDERS.md §1b. The add-on runs
+    // remove.bg, so its 25 megapixels and JPEG/PNG/WebP are assumed
+    // (unconfirmed).
+    input_limits: super::InputLimits {
+        max_file_bytes: Some(100_000_000),
+        max_pixels: Some(25_000_000),
+        max_side_px: None,
+        image_formats: &[
+            crate::imaging::decode::SourceFormat::Jpeg,
+            crate::imaging::decode::SourceFormat::Png,
+            crate::imaging::decode::SourceFormat::Webp,
+        ],
+        confirmed: false,
+    },
 };
 
 /// The signature of the signed REST scheme (PROVIDERS.md §1a): lowercase hex

@@ -366,9 +366,14 @@ impl CutoutApp {
             return;
         }
         let own = &self.own_settings;
-        let ids = self
-            .queue
-            .ids_where(|row| row.started_at.is_none() && !own.contains(&row.job.id));
+        // Failed jobs too: the engine gives new settings to those that never
+        // reached their provider (an input over its limits, no key yet), so
+        // fixing the setting and pressing Start fixes them.
+        let ids = self.queue.ids_where(|row| {
+            let unsent =
+                row.started_at.is_none() || matches!(row.job.state, JobState::Failed { .. });
+            unsent && !own.contains(&row.job.id)
+        });
         if !ids.is_empty() {
             self.commands.send(Command::Reconfigure {
                 ids,
@@ -533,12 +538,37 @@ impl CutoutApp {
         });
     }
 
+    /// The focused job's first result, for the layout preview.
+    fn focused_result(&self) -> Option<PathBuf> {
+        let row = self.queue.row(self.selection.focused()?)?;
+        match &row.job.state {
+            JobState::Done { outputs } => outputs.first().cloned(),
+            _ => None,
+        }
+    }
+
     fn batch_panel_ui(&mut self, ui: &mut egui::Ui) {
+        let focused_result = self.focused_result();
         egui::ScrollArea::vertical()
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                if let Some(FormAction::OpenSettings) = self.form.form_ui(ui, &self.setup) {
-                    self.settings.open = true;
+                let action = self.form.form_ui(
+                    ui,
+                    &self.setup,
+                    self.prefs.settings(),
+                    focused_result.as_deref(),
+                );
+                match action {
+                    Some(FormAction::OpenSettings) => self.settings.open = true,
+                    // Saved like every other setting: on the settings
+                    // thread, into settings.toml.
+                    Some(FormAction::SavePreset { name, preset }) => self.prefs.edit(|s| {
+                        s.presets.insert(name, preset);
+                    }),
+                    Some(FormAction::DeletePreset(name)) => self.prefs.edit(|s| {
+                        s.presets.remove(&name);
+                    }),
+                    None => {}
                 }
                 ui.separator();
                 let counts = self.queue.counts();

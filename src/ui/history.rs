@@ -1130,7 +1130,6 @@ fn escape_pressed(ctx: &egui::Context) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::Background;
     use crate::jobs::job::{InputKind, Job, JobId};
     use crate::jobs::store::JobStore;
     use crate::jobs::{JobSettings, OutputSpec};
@@ -1143,9 +1142,11 @@ mod tests {
             output: OutputSpec {
                 dir: "/out".into(),
                 format: None,
-                background: Background::Transparent,
+                quality: None,
+                composition: Default::default(),
                 naming: Default::default(),
             },
+            allow_downscale: false,
         }
     }
 

@@ -6,6 +6,7 @@
 //! back through channels.
 
 mod app;
+mod composition;
 mod form;
 mod history;
 mod intake;

@@ -1304,7 +1304,6 @@ mod tests {
         use egui_kittest::kittest::Queryable;
 
         use super::super::*;
-        use crate::imaging::Background;
         use crate::jobs::{
             Engine, EngineConfig, EngineHandle, Event, JobSettings, NewJob, OutputSpec,
         };
@@ -1361,9 +1360,11 @@ mod tests {
                 output: OutputSpec {
                     dir: dir.path().join("out"),
                     format: None,
-                    background: Background::Transparent,
+                    quality: None,
+                    composition: Default::default(),
                     naming: Default::default(),
                 },
+                allow_downscale: false,
             };
             let jobs = ["a.png", "b.png", "c.png"]
                 .into_iter()

@@ -1,7 +1,9 @@
-//! Small previews for the queue list, decoded on worker threads so scrolling
-//! through a thousand rows never waits on disk. Only the downscaled pixels
-//! come back to the UI thread; the full-size image lives just long enough to
-//! be shrunk.
+//! Small previews for the queue list, made on worker threads so scrolling
+//! through a thousand rows never waits on disk. They come from
+//! [`crate::imaging::thumbnail`]'s fast path (a JPEG's embedded EXIF
+//! thumbnail, or the JPEG decoded at an eighth of its size), so no
+//! full-size photo is ever held for a queue row; only the small pixels come
+//! back to the UI thread.
 //!
 //! Requests are served newest first and can be withdrawn, so rows the user
 //! scrolled past do not hold up the ones now on screen.
@@ -11,11 +13,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use crate::imaging::ImagingError;
+use crate::imaging::decode::DecodeProblem;
 use crate::jobs::job::JobId;
 
-/// Two decoders keep a page of thumbnails quick without taking the cores the
-/// engine and the other workers need.
-const WORKER_COUNT: usize = 2;
+/// Half the cores, between two and four: a screenful of 24 MP photos
+/// arrives in well under a second on the fast path, without taking the
+/// cores the engine and the window need.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| (n.get() / 2).clamp(2, 4))
+}
 
 /// What became of one request.
 #[derive(Debug)]
@@ -59,7 +66,7 @@ impl ThumbnailLoader {
     /// Starts the workers. `max_side_px` bounds the decoded thumbnails;
     /// `wake` is called after each result so the window redraws to show it.
     pub fn new(max_side_px: u32, wake: impl Fn() + Send + Sync + 'static) -> Self {
-        Self::with_workers(WORKER_COUNT, max_side_px, wake)
+        Self::with_workers(worker_count(), max_side_px, wake)
     }
 
     fn with_workers(
@@ -158,28 +165,28 @@ fn worker(
 }
 
 /// Reads an image file and shrinks it to fit a `max_side_px` square, keeping
-/// its proportions. Never panics on a bad file: the reason comes back instead.
+/// its proportions and turned upright. Never panics on a bad file: the
+/// reason comes back instead.
 pub fn decode_thumbnail(path: &Path, max_side_px: u32) -> Thumbnail {
-    let reader = match image::ImageReader::open(path).and_then(|r| r.with_guessed_format()) {
-        Ok(reader) => reader,
-        Err(e) => return Thumbnail::Unreadable(e.to_string()),
-    };
-    let full = match reader.decode() {
-        Ok(image) => image,
-        Err(image::ImageError::Unsupported(_)) => return Thumbnail::Unsupported,
-        Err(e) => return Thumbnail::Unreadable(e.to_string()),
-    };
-    // `thumbnail` also enlarges; a small picture is kept as it is.
-    let small = if full.width() > max_side_px || full.height() > max_side_px {
-        full.thumbnail(max_side_px, max_side_px).into_rgba8()
-    } else {
-        full.into_rgba8()
-    };
-    let size = [small.width() as usize, small.height() as usize];
-    Thumbnail::Image(egui::ColorImage::from_rgba_unmultiplied(
-        size,
-        small.as_raw(),
-    ))
+    match crate::imaging::thumbnail::thumbnail(path, max_side_px) {
+        Ok(small) => {
+            let size = [small.image.width() as usize, small.image.height() as usize];
+            Thumbnail::Image(egui::ColorImage::from_rgba_unmultiplied(
+                size,
+                small.image.as_raw(),
+            ))
+        }
+        Err(ImagingError::Open { problem, .. }) => match problem {
+            // Not the file's fault: a HEIC on a build without an HEVC
+            // decoder, an arithmetic-coded JPEG, a video or PDF.
+            DecodeProblem::Unavailable { .. }
+            | DecodeProblem::Unsupported { .. }
+            | DecodeProblem::NotAnImage => Thumbnail::Unsupported,
+            // The clause alone: the row already shows which file it is.
+            problem => Thumbnail::Unreadable(problem.to_string()),
+        },
+        Err(other) => Thumbnail::Unreadable(other.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -257,13 +264,42 @@ mod tests {
     #[test]
     fn formats_cutout_cannot_draw_are_unsupported_rather_than_broken() {
         let dir = tempfile::tempdir().unwrap();
-        let tiff = dir.path().join("scan.tif");
-        // A little-endian TIFF header: recognised, but no TIFF decoder is built in.
-        std::fs::write(&tiff, b"II*\x00\x08\x00\x00\x00\x00\x00").unwrap();
+        let heic = dir.path().join("phone.heic");
+        // An HEIF `ftyp` box: recognised, but this build has no HEVC decoder.
+        std::fs::write(&heic, b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic").unwrap();
         assert!(matches!(
-            decode_thumbnail(&tiff, 96),
+            decode_thumbnail(&heic, 96),
             Thumbnail::Unsupported
         ));
+    }
+
+    #[test]
+    fn a_24_megapixel_phone_photo_comes_out_small_and_upright() {
+        use crate::imaging::decode::fixtures::{progressive_jpeg, with_exif_orientation};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("IMG_0001.jpg");
+        // 6000 × 4000 stored landscape, its top-left quarter red, tagged
+        // "turn a quarter clockwise" (orientation 6) as phones held upright
+        // write it: the red quarter must be shown top-right. (Flat 8 × 8
+        // blocks, so a debug build writes 24 MP in a blink.)
+        let stored = progressive_jpeg(750, 500, |bx, by| {
+            if bx < 375 && by < 250 {
+                [220, 20, 20]
+            } else {
+                [20, 20, 220]
+            }
+        });
+        std::fs::write(&path, with_exif_orientation(&stored, 6)).unwrap();
+        let Thumbnail::Image(image) = decode_thumbnail(&path, 96) else {
+            panic!("expected an image");
+        };
+        assert_eq!(image.size, [64, 96]);
+        let red = |x: usize, y: usize| {
+            let pixel = image.pixels[y * image.size[0] + x];
+            pixel.r() > 150 && pixel.b() < 100
+        };
+        assert!(red(50, 10), "the top right is red");
+        assert!(!red(10, 10) && !red(50, 80) && !red(10, 80));
     }
 
     #[test]

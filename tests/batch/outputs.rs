@@ -262,3 +262,36 @@ fn a_job_that_never_finishes_fails_at_the_deadline_and_can_be_retried() {
     assert_eq!(fake.submissions(), 1, "the job is not sent twice\n{run}");
     ws.assert_nothing_written(&run);
 }
+
+#[test]
+fn a_marketplace_square_is_cropped_to_the_product_on_white() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let photo = ws.photo("bottle.jpg");
+
+    let run = ws
+        .batch_on(&fake)
+        .args(["--canvas", "square:800", "--crop", "5%", "--bg", "#ffffff"])
+        .args(["--format", "jpg"])
+        .arg(&photo)
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["bottle.jpg"], "{run}");
+    let image = image::open(ws.out_path("bottle.jpg")).expect("decode the JPEG");
+    assert!(!image.color().has_alpha());
+    let image = image.to_rgb8();
+    assert_eq!(image.dimensions(), (800, 800));
+    for (x, y) in [(0, 0), (799, 0), (0, 799), (799, 799)] {
+        let pixel = image.get_pixel(x, y);
+        assert!(
+            pixel.0.iter().all(|&c| c >= 245),
+            "corner ({x},{y}) is {pixel:?}, not white"
+        );
+    }
+    let centre = image.get_pixel(400, 400);
+    assert!(
+        centre.0.iter().any(|&c| c < 200),
+        "the product fills the middle: {centre:?}"
+    );
+}

@@ -10,8 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 
-use image::{DynamicImage, ImageDecoder, ImageError, ImageReader};
-
+use crate::imaging::ImagingError;
+use crate::imaging::decode::{self, DecodeLimits, DecodeProblem};
 use crate::jobs::job::JobId;
 
 /// The longest side of a preview texture. Results are often 4000–6000 px,
@@ -176,24 +176,18 @@ fn work(shared: &Shared, sender: &mpsc::Sender<Decoded>, wake: &(dyn Fn() + Send
     }
 }
 
-/// Decodes a file, turned upright by its EXIF orientation (phone photos are
-/// stored sideways) and, with `max_side`, shrunk so its longer side fits.
-/// Errors are sentences for the user, without the path (the panel shows it).
+/// Decodes a file the way every part of Cutout opens pictures
+/// ([`decode::open`]): turned upright by its EXIF orientation (phone photos
+/// are stored sideways), its colours converted to sRGB, and with
+/// `max_side` shrunk so its longer side fits. Errors are sentences for the
+/// user, without the path (the panel shows it).
 pub fn read_picture(path: &Path, max_side: Option<u32>) -> Result<Picture, String> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| describe_io(&e))?
-        .with_guessed_format()
-        .map_err(|e| describe_io(&e))?;
-    let mut decoder = reader.into_decoder().map_err(describe)?;
-    let orientation = decoder.orientation().ok();
-    let mut image = DynamicImage::from_decoder(decoder).map_err(describe)?;
-    if let Some(orientation) = orientation {
-        image.apply_orientation(orientation);
-    }
+    let decoded = decode::open(path, &DecodeLimits::default()).map_err(|error| match error {
+        ImagingError::Open { problem, .. } => describe(&problem),
+        other => sentence(&other.to_string()),
+    })?;
+    let mut image = decoded.image;
     let original_size = [image.width(), image.height()];
-    if original_size.contains(&0) {
-        return Err("The image is empty (it has no pixels).".to_owned());
-    }
     if let Some(max) = max_side
         && (image.width() > max || image.height() > max)
     {
@@ -207,18 +201,34 @@ pub fn read_picture(path: &Path, max_side: Option<u32>) -> Result<Picture, Strin
     })
 }
 
-fn describe(error: ImageError) -> String {
-    match error {
-        ImageError::IoError(e) => describe_io(&e),
-        ImageError::Unsupported(_) => {
-            "Cutout cannot show this kind of file here; the preview shows PNG, JPEG and WebP images."
-                .to_owned()
+fn describe(problem: &DecodeProblem) -> String {
+    match problem {
+        DecodeProblem::Unreadable(e) => describe_io(e),
+        DecodeProblem::NotAnImage => {
+            "Cutout cannot show this kind of file here: its content is not a picture.".to_owned()
         }
-        ImageError::Limits(_) => "The image is too large to preview.".to_owned(),
-        ImageError::Decoding(_) | ImageError::Parameter(_) | ImageError::Encoding(_) => {
+        DecodeProblem::Unavailable { format, .. } => format!(
+            "Cutout cannot show {format} files on this build; they are still sent to providers \
+             that take {format}."
+        ),
+        DecodeProblem::Truncated | DecodeProblem::Corrupt(_) => {
             "The file is damaged or incomplete, so it cannot be shown.".to_owned()
         }
+        other => sentence(&other.to_string()),
     }
+}
+
+/// A clause made a sentence: capital first, full stop last.
+fn sentence(clause: &str) -> String {
+    let mut chars = clause.chars();
+    let mut text: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
 }
 
 fn describe_io(error: &io::Error) -> String {
