@@ -894,21 +894,9 @@ impl JobForm {
                     .weak(),
             );
             ui.add_space(12.0);
-            egui::Sides::new().show(
-                ui,
-                |_| {},
-                |ui| {
-                    let delete = egui::Button::new(
-                        RichText::new("Delete").color(ui.visuals().error_fg_color),
-                    );
-                    if ui.add(delete).clicked() {
-                        choice = Some(true);
-                    }
-                    if ui.button("Cancel").clicked() {
-                        choice = Some(false);
-                    }
-                },
-            );
+            if let Some(answer) = crate::ui::confirm_buttons_ui(ui, "Delete") {
+                choice = Some(answer);
+            }
         });
         if choice.is_none() && modal.should_close() {
             choice = Some(false);

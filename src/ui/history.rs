@@ -698,21 +698,9 @@ impl HistoryWindow {
                     .weak(),
             );
             ui.add_space(12.0);
-            egui::Sides::new().show(
-                ui,
-                |_| {},
-                |ui| {
-                    let clear = egui::Button::new(
-                        RichText::new("Clear").color(ui.visuals().error_fg_color),
-                    );
-                    if ui.add(clear).clicked() {
-                        choice = Some(true);
-                    }
-                    if ui.button("Cancel").clicked() {
-                        choice = Some(false);
-                    }
-                },
-            );
+            if let Some(answer) = crate::ui::confirm_buttons_ui(ui, "Clear") {
+                choice = Some(answer);
+            }
         });
         if choice.is_none() && modal.should_close() {
             choice = Some(false);

@@ -20,6 +20,29 @@ mod view_model;
 
 pub use app::{CutoutApp, Startup};
 
+/// The buttons of a modal that asks before destroying something: the
+/// action, in the error colour so it reads as destructive, and Cancel, on
+/// the right. `Some(true)` when the action was clicked, `Some(false)` for
+/// Cancel.
+fn confirm_buttons_ui(ui: &mut egui::Ui, action: &str) -> Option<bool> {
+    let mut choice = None;
+    egui::Sides::new().show(
+        ui,
+        |_| {},
+        |ui| {
+            let button =
+                egui::Button::new(egui::RichText::new(action).color(ui.visuals().error_fg_color));
+            if ui.add(button).clicked() {
+                choice = Some(true);
+            }
+            if ui.button("Cancel").clicked() {
+                choice = Some(false);
+            }
+        },
+    );
+    choice
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(startup: Startup) -> eframe::Result {
     let viewport = egui::ViewportBuilder::default()
