@@ -119,6 +119,16 @@ fn bad_record(what: &str, error: impl std::fmt::Display) -> rusqlite::Error {
     )
 }
 
+/// Maps an SQLite error to the history's error, naming the database file.
+/// Takes the path rather than `&self`, so it can be used while a
+/// transaction borrows the connection.
+fn database_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Database {
+        source,
+        path: path.to_owned(),
+    }
+}
+
 /// Milliseconds since the Unix epoch, the history's clock.
 pub type TimestampMs = i64;
 
@@ -273,10 +283,7 @@ impl JobStore {
             }
             Err(other) => return Err(other.into_store_error(path)),
         };
-        let db = |source| StoreError::Database {
-            source,
-            path: path.to_owned(),
-        };
+        let db = database_error(path);
         conn.execute(
             "INSERT INTO sessions (pid, started_at_ms) VALUES (?1, ?2)",
             params![std::process::id(), now_ms()],
@@ -307,10 +314,7 @@ impl JobStore {
     }
 
     fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Database {
-            source,
-            path: self.path.clone(),
-        }
+        database_error(&self.path)
     }
 
     /// The first job id this run may use: ids continue across runs, so a
@@ -348,10 +352,7 @@ impl JobStore {
         let tx = self
             .conn
             .transaction()
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })?;
+            .map_err(database_error(&self.path))?;
         let exists: bool = tx
             .query_row(
                 "SELECT 1 FROM jobs WHERE id = ?1",
@@ -360,10 +361,7 @@ impl JobStore {
             )
             .optional()
             .map(|found| found.is_some())
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })?;
+            .map_err(database_error(&self.path))?;
         let result = if exists {
             tx.execute(
                 "UPDATE jobs SET session_id = ?2, state = ?3, state_detail = ?4, error = NULL,
@@ -406,10 +404,7 @@ impl JobStore {
                 )
             })
             .and_then(|_| tx.commit())
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })
+            .map_err(database_error(&self.path))
     }
 
     /// Records a job's new state (and its remote id, credits, warnings).
@@ -452,10 +447,7 @@ impl JobStore {
         let tx = self
             .conn
             .transaction()
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })?;
+            .map_err(database_error(&self.path))?;
         let written = tx
             .execute(
                 "UPDATE jobs SET remote_id = ?2, accepted = ?3, state = ?4, state_detail = ?5, error = ?6,
@@ -492,10 +484,7 @@ impl JobStore {
         if paid_fact {
             let _ = self.conn.pragma_update(None, "synchronous", "NORMAL");
         }
-        written.map_err(|source| StoreError::Database {
-            source,
-            path: self.path.clone(),
-        })
+        written.map_err(database_error(&self.path))
     }
 
     /// How many unfinished jobs runs that have ended left behind, without
@@ -642,10 +631,7 @@ impl History {
     }
 
     fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Database {
-            source,
-            path: self.path.clone(),
-        }
+        database_error(&self.path)
     }
 
     /// Past jobs matching `filter`, newest first.
@@ -723,10 +709,7 @@ impl History {
         let tx = self
             .conn
             .transaction()
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })?;
+            .map_err(database_error(&self.path))?;
         let deleted = tx
             .execute(
                 &format!(
@@ -748,10 +731,7 @@ impl History {
                 tx.commit()?;
                 Ok(deleted)
             })
-            .map_err(|source| StoreError::Database {
-                source,
-                path: self.path.clone(),
-            })?;
+            .map_err(database_error(&self.path))?;
         Ok(deleted)
     }
 
