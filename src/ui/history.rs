@@ -769,11 +769,7 @@ struct Palette {
 
 impl Palette {
     fn new(visuals: &egui::Visuals) -> Self {
-        let success = if visuals.dark_mode {
-            Color32::from_rgb(96, 200, 120)
-        } else {
-            Color32::from_rgb(24, 128, 56)
-        };
+        let success = crate::ui::success_color(visuals);
         Palette {
             success,
             error: visuals.error_fg_color,

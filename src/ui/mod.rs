@@ -20,6 +20,16 @@ mod view_model;
 
 pub use app::{CutoutApp, Startup};
 
+/// The green of "Done", the same in the queue and the History window;
+/// egui's visuals have no success colour.
+fn success_color(visuals: &egui::Visuals) -> egui::Color32 {
+    if visuals.dark_mode {
+        egui::Color32::from_rgb(96, 200, 120)
+    } else {
+        egui::Color32::from_rgb(24, 128, 56)
+    }
+}
+
 /// The buttons of a modal that asks before destroying something: the
 /// action, in the error colour so it reads as destructive, and Cancel, on
 /// the right. `Some(true)` when the action was clicked, `Some(false)` for

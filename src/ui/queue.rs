@@ -513,11 +513,7 @@ struct Palette {
 
 impl Palette {
     fn new(visuals: &egui::Visuals) -> Self {
-        let success = if visuals.dark_mode {
-            Color32::from_rgb(96, 200, 120)
-        } else {
-            Color32::from_rgb(24, 128, 56)
-        };
+        let success = crate::ui::success_color(visuals);
         let accent = visuals.hyperlink_color;
         Palette {
             accent,
