@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod imaging;
 pub mod jobs;
+pub mod local;
 pub mod paths;
 pub mod providers;
 pub mod secrets;

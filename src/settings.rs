@@ -29,6 +29,7 @@ use url::Url;
 
 use crate::config::parse_base_url;
 use crate::imaging::compose::{Anchor, Backdrop, BackdropFit, Canvas, Composition, Length, Shadow};
+use crate::imaging::refine::{self, MAX_SMOOTH_PX};
 use crate::imaging::{Background, OutputFormat};
 use crate::jobs::job::InputKind;
 use crate::jobs::naming::NamingTemplate;
@@ -63,7 +64,7 @@ pub struct Preset {
     /// Lossy quality for jpg and webp (see
     /// [`OutputSpec::quality`](crate::jobs::OutputSpec::quality)).
     pub quality: Option<u8>,
-    /// Background, crop, canvas, placement and shadow.
+    /// Edge refinement, background, crop, canvas, placement and shadow.
     pub composition: Composition,
 }
 
@@ -1117,11 +1118,65 @@ impl Reader {
                         ),
                     ),
                 },
+                name @ ("remove_speckles" | "decontaminate") => match value.get_ref() {
+                    DeValue::Boolean(on) if name == "remove_speckles" => {
+                        composition.refine.remove_speckles = *on;
+                    }
+                    DeValue::Boolean(on) => composition.refine.decontaminate = *on,
+                    other => self.report(
+                        value.span(),
+                        format!(
+                            "{name} in {section} must be true or false, not {}; using false",
+                            describe(other)
+                        ),
+                    ),
+                },
+                "smooth" => {
+                    let px = match value.get_ref() {
+                        DeValue::String(text) => refine::parse_smooth_px(text).ok(),
+                        other => whole_number(other)
+                            .filter(|px| (0..=i64::from(MAX_SMOOTH_PX)).contains(px))
+                            .map(|px| px as u16),
+                    };
+                    match px {
+                        Some(px) => composition.refine.smooth_px = px,
+                        None => self.report(
+                            value.span(),
+                            format!(
+                                "smooth in {section} must be whole pixels from 0 to \
+                                 {MAX_SMOOTH_PX}, such as \"3px\", not {}; not smoothing",
+                                describe(value.get_ref())
+                            ),
+                        ),
+                    }
+                }
+                "harden" => {
+                    let percent = match value.get_ref() {
+                        DeValue::String(text) => refine::parse_harden(text).ok(),
+                        DeValue::Float(f) => {
+                            refine::parse_harden(&f.as_str().replace('_', "")).ok()
+                        }
+                        other => whole_number(other)
+                            .filter(|n| (0..=1).contains(n))
+                            .map(|n| n as u8 * 100),
+                    };
+                    match percent {
+                        Some(percent) => composition.refine.harden_percent = percent,
+                        None => self.report(
+                            value.span(),
+                            format!(
+                                "harden in {section} must be a number from 0 (soft edges kept) \
+                                 to 1 (a crisp edge), such as 0.5, not {}; not hardening",
+                                describe(value.get_ref())
+                            ),
+                        ),
+                    }
+                }
                 _ => self.unknown(
                     key,
                     section,
                     "use format, quality, background, background_fit, crop, canvas, anchor, \
-                     scale, padding or shadow",
+                     scale, padding, shadow, remove_speckles, smooth, harden or decontaminate",
                 ),
             }
         }
@@ -1270,6 +1325,10 @@ struct PresetOut {
     scale: String,
     padding: String,
     shadow: ShadowOut,
+    remove_speckles: bool,
+    smooth: String,
+    harden: f64,
+    decontaminate: bool,
 }
 
 /// `crop = false` or a margin.
@@ -1430,6 +1489,10 @@ fn preset_out<S: Serializer>(preset: &Preset) -> Result<PresetOut, S::Error> {
                 opacity: format!("{}%", shadow.opacity_percent),
             },
         },
+        remove_speckles: c.refine.remove_speckles,
+        smooth: format!("{}px", c.refine.smooth_px),
+        harden: f64::from(c.refine.harden_percent) / 100.0,
+        decontaminate: c.refine.decontaminate,
     })
 }
 
@@ -1499,6 +1562,12 @@ mod tests {
                     scale_percent: 90,
                     padding: Length::Px(40),
                     shadow: Some(Shadow::default()),
+                    refine: refine::Refine {
+                        remove_speckles: true,
+                        smooth_px: 3,
+                        harden_percent: 35,
+                        decontaminate: true,
+                    },
                 },
             },
         );
@@ -1606,6 +1675,10 @@ anchor = "bottom"
 scale = 90
 padding = "40px"
 shadow = true
+remove_speckles = true
+smooth = 2
+harden = 0.25
+decontaminate = true
 
 [presets.studio]
 background = "image:{backdrop}"
@@ -1633,6 +1706,15 @@ shadow = {{ opacity = "30%", blur = "12px", distance = "1%", angle = 90 }}
         assert_eq!(c.scale_percent, 90);
         assert_eq!(c.padding, Length::Px(40));
         assert_eq!(c.shadow, Some(Shadow::default()));
+        assert_eq!(
+            c.refine,
+            refine::Refine {
+                remove_speckles: true,
+                smooth_px: 2,
+                harden_percent: 25,
+                decontaminate: true,
+            }
+        );
         let studio = &presets["studio"];
         assert_eq!(studio.format, OutputFormat::Png);
         assert_eq!(
@@ -1656,6 +1738,10 @@ shadow = {{ opacity = "30%", blur = "12px", distance = "1%", angle = 90 }}
         let saved = loaded.settings.to_toml().unwrap();
         assert!(saved.contains("[presets.marketplace]"), "{saved}");
         assert!(saved.contains("canvas = \"square:2000\""), "{saved}");
+        assert!(
+            saved.contains("smooth = \"2px\"\nharden = 0.25\n"),
+            "{saved}"
+        );
         let again = parse(&saved);
         assert_eq!(messages(&again), Vec::<String>::new());
         assert_eq!(again.settings, loaded.settings);
@@ -1666,10 +1752,11 @@ shadow = {{ opacity = "30%", blur = "12px", distance = "1%", angle = 90 }}
         let loaded = parse(
             "[presets.shop]\nformat = \"gif\"\ncanvas = \"square:0\"\nanchor = \"middle-earth\"\n\
              scale = \"150%\"\nbackground = \"image:relative.jpg\"\nbackground_fit = \"fit\"\n\
-             padding = \"40px\"\nshadow = { angle = 400 }\ncolour = \"red\"\n",
+             padding = \"40px\"\nshadow = { angle = 400 }\ncolour = \"red\"\nsmooth = 99\n\
+             harden = 1.5\ndecontaminate = \"yes\"\nremove_speckles = true\n",
         );
         let problems = messages(&loaded);
-        assert_eq!(problems.len(), 8, "{problems:#?}");
+        assert_eq!(problems.len(), 11, "{problems:#?}");
         assert!(problems[0].starts_with("line 2: format in [presets.shop] must be"));
         assert!(problems[1].starts_with("line 3: canvas in [presets.shop]"));
         assert!(problems[2].starts_with("line 4: anchor in [presets.shop]"));
@@ -1678,11 +1765,21 @@ shadow = {{ opacity = "30%", blur = "12px", distance = "1%", angle = 90 }}
         assert!(problems[5].starts_with("line 7: background_fit in [presets.shop] is for"));
         assert!(problems[6].starts_with("line 9: angle in [presets.shop] shadow"));
         assert!(problems[7].starts_with("line 10: unknown setting \"colour\""));
+        assert!(problems[8].starts_with("line 11: smooth in [presets.shop] must be"));
+        assert!(problems[9].starts_with("line 12: harden in [presets.shop] must be"));
+        assert!(problems[10].starts_with("line 13: decontaminate in [presets.shop] must be"));
         let shop = loaded.settings.preset("shop").unwrap();
         assert_eq!(shop.format, OutputFormat::Png);
         assert_eq!(shop.composition.canvas, Canvas::Original);
         assert_eq!(shop.composition.padding, Length::Px(40));
         assert_eq!(shop.composition.shadow, Some(Shadow::default()));
+        assert_eq!(
+            shop.composition.refine,
+            refine::Refine {
+                remove_speckles: true,
+                ..refine::Refine::default()
+            }
+        );
     }
 
     #[test]
@@ -1929,7 +2026,7 @@ theme = "dark"
         assert!(
             problems[0].starts_with(
                 "line 2: provider for image files must be one that takes them \
-                 (uploadcare, removit, removebg), not \"removebgvideo\"; using none"
+                 (local, uploadcare, removit, removebg), not \"removebgvideo\"; using none"
             ),
             "{}",
             problems[0]

@@ -13,6 +13,8 @@ mod harness;
 mod inputs;
 #[path = "batch/keys.rs"]
 mod keys;
+#[path = "batch/models.rs"]
+mod models;
 #[path = "batch/outputs.rs"]
 mod outputs;
 #[path = "batch/removebg.rs"]

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use cutout::jobs::store::JobStore;
 use cutout::jobs::{InputKind, Job, JobId, JobInput, JobSettings, JobState, OutputSpec};
+use cutout::local::catalogue::ModelFamily;
+use cutout::local::models::ModelStore;
 use cutout::providers::ProviderId;
 use cutout::secrets::{Keychain, KeychainStatus};
 use cutout::ui::{CutoutApp, Startup};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::{Harness, SnapshotOptions};
 
 use fakes::Fake;
@@ -139,10 +141,18 @@ impl Window {
     fn wait_for(&mut self, what: &str, ready: impl Fn(&Harness<'static, CutoutApp>) -> bool) {
         let started = Instant::now();
         while !ready(&self.harness) {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "timed out waiting for {what}"
-            );
+            if started.elapsed() > Duration::from_secs(15) {
+                let shown: Vec<String> = self
+                    .harness
+                    .query_all_by(|node| node.label().is_some() || node.value().is_some())
+                    .map(|node| {
+                        let node = node.accesskit_node();
+                        let value = node.value().unwrap_or_default();
+                        format!("{} {value}", node.label().unwrap_or_default())
+                    })
+                    .collect();
+                panic!("timed out waiting for {what}; on screen: {shown:#?}");
+            }
             self.harness.step();
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -206,12 +216,119 @@ fn removebg(script: Script) -> (FakeRemoveBg, Vec<(&'static str, String)>) {
 }
 
 #[test]
-fn an_empty_window_tells_a_first_time_user_what_to_do() {
-    let mut window = Window::open("an_empty_window_tells", Vec::new());
-    window.harness.run_steps(3);
+fn a_new_user_without_keys_gets_the_local_engine_and_can_start_at_once() {
+    let mut window = Window::open("a_new_user_without_keys", Vec::new());
+    window.wait_for("the engine's status under the model", |h| {
+        h.query_all_by_label_contains("Runs on").next().is_some()
+    });
     assert_eq!(window.shows("Drop product photos or whole folders here"), 1);
-    assert!(window.shows("needs an API key") > 0);
+    assert!(
+        window
+            .harness
+            .query_all_by_value("Local (this computer)")
+            .next()
+            .is_some()
+    );
+    assert!(window.shows("Downloads once when you press Start (about 179 MB)") > 0);
+    assert_eq!(window.shows("needs an API key"), 0);
     window.snapshot("empty");
+
+    // Start is not pressed: the model would download from the internet.
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
+    assert!(!is_disabled(&window.harness, "▶ Start"));
+}
+
+/// A tiny IS-Net-shaped model (random weights) from the test fixtures.
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-isnet.onnx")
+}
+
+#[test]
+fn a_model_already_on_this_computer_cuts_out_a_dropped_photo_locally() {
+    let mut window = Window::open_after("a_model_already_on_this_computer", Vec::new(), |work| {
+        ModelStore::new(Path::new(&data_dir(work)))
+            .import(&tiny_model(), Some("tiny"), ModelFamily::Isnet, false)
+            .unwrap();
+    });
+    let folder = window.folder(&["bottle.jpg"]);
+    window.drop_paths(&[folder]);
+    window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
+
+    window.click("Model");
+    window.wait_for("the imported model in the picker", |h| {
+        h.query_all_by_label_contains("custom:tiny — ")
+            .next()
+            .is_some()
+    });
+    window
+        .harness
+        .get_by_label_contains("custom:tiny — ")
+        .click();
+    window.harness.run_steps(2);
+    assert!(window.shows("Imported from tiny-isnet.onnx; fed as IS-Net") > 0);
+    window.click("▶ Start");
+    window.wait_for("the job done", |h| Window::shows_exactly(h, "✔ Done"));
+
+    let saved = window.dir.path().join("out/shoot/bottle.png");
+    let result = image::open(&saved).unwrap();
+    assert_eq!((result.width(), result.height()), (320, 240));
+    assert!(result.color().has_alpha(), "the cut-out has a mask");
+}
+
+#[test]
+fn settings_import_a_model_file_list_it_and_remove_it_after_asking() {
+    let mut window = Window::open("settings_import_a_model_file", Vec::new());
+    open_settings(&mut window);
+    window.wait_for("the engine's status", |h| {
+        h.query_all_by_label_contains("None yet").next().is_some()
+            && h.query_all_by_label_contains("Looking for ONNX Runtime")
+                .next()
+                .is_none()
+    });
+
+    // The section comes after the API keys, below the window's fold; the
+    // scroll animates, so let it settle before clicking.
+    window
+        .harness
+        .get_by_label("Import model file…")
+        .scroll_to_me();
+    window.harness.run_steps(30);
+    window.click("Import model file…");
+    window.harness.get_by_label("Model file").focus();
+    window.harness.run_steps(1);
+    window
+        .harness
+        .get_by_label("Model file")
+        .type_text(&tiny_model().display().to_string());
+    window.harness.get_by_label("Name").focus();
+    window.harness.run_steps(1);
+    window.harness.get_by_label("Name").type_text("shoes");
+    window.harness.run_steps(1);
+    window.click("Import");
+    window.wait_for("the model imported", |h| {
+        h.query_all_by_label_contains("Imported as custom:shoes")
+            .next()
+            .is_some()
+    });
+    window.wait_for("the model listed", |h| {
+        Window::shows_exactly(h, "custom:shoes")
+    });
+    let copy = Path::new(&data_dir(window.dir.path())).join("models/custom/shoes.onnx");
+    assert!(copy.is_file());
+    window.snapshot("local_engine");
+
+    window.click("Remove…");
+    assert!(window.shows("Your original file is kept") > 0);
+    window.click("Remove");
+    window.wait_for("the model removed", |h| {
+        h.query_all_by_label_contains("Removed custom:shoes")
+            .next()
+            .is_some()
+    });
+    assert!(!copy.exists());
+    assert!(tiny_model().is_file(), "the user's own file is untouched");
 }
 
 #[test]
@@ -506,9 +623,20 @@ fn jobs_left_unfinished_come_back_queued_and_carry_on_when_started() {
     );
 }
 
-/// Where a provider's block comes in Settings, which lists them in order.
+/// Where a provider comes in Settings' "Jobs at once", which lists them
+/// all in order.
 fn provider_block(id: ProviderId) -> usize {
     ProviderId::ALL.iter().position(|p| *p == id).unwrap()
+}
+
+/// Where a provider's block comes under "API keys", which lists the
+/// providers that take a key, in order.
+fn key_block(id: ProviderId) -> usize {
+    ProviderId::ALL
+        .iter()
+        .filter(|p| !p.info().credentials.is_empty())
+        .position(|p| *p == id)
+        .unwrap()
 }
 
 /// Opens Settings and waits until the keychain has been checked.
@@ -570,7 +698,7 @@ fn the_settings_file_sets_up_the_batch_and_a_bad_value_is_reported_with_its_line
             .is_some(),
         "the format picker shows WebP"
     );
-    assert!(window.shows("bottle.jpg is saved as bottle-removebg.webp") > 0);
+    assert!(window.shows("bottle.jpg is saved as bottle-local.webp") > 0);
     assert_eq!(
         window.harness.ctx.options(|o| o.theme_preference),
         egui::ThemePreference::Dark
@@ -606,7 +734,7 @@ fn changing_jobs_at_once_in_settings_saves_the_settings_file() {
 
 #[test]
 fn test_key_shows_the_balance_and_a_wrong_key_is_refused() {
-    let removebg_block = provider_block(ProviderId::Removebg);
+    let removebg_block = key_block(ProviderId::Removebg);
     let (fake, env) = removebg(Script::default());
     let mut window = Window::open("test_key_shows", env);
     open_settings(&mut window);
@@ -691,7 +819,7 @@ fn a_key_saved_in_settings_lives_in_the_keychain_and_never_in_the_settings_file(
     );
 
     // The provider now runs on the key from the keychain.
-    let removebg_block = provider_block(ProviderId::Removebg);
+    let removebg_block = key_block(ProviderId::Removebg);
     window
         .harness
         .get_all_by_label("Test key")
@@ -729,7 +857,7 @@ fn square_2000_cropped_on_white_makes_every_result_a_white_2000_px_square() {
     window.wait_for("a queued row", |h| Window::shows_exactly(h, "Queued"));
 
     // Tall enough for the open Layout block and Start below it.
-    window.harness.set_size(egui::vec2(1280.0, 1040.0));
+    window.harness.set_size(egui::vec2(1280.0, 1160.0));
     window.click("Layout");
     window.click("Canvas");
     window.click("Square 2000 (marketplaces)");
@@ -817,11 +945,18 @@ fn jpeg_without_a_background_stops_start_until_a_preset_from_the_settings_file_f
     });
     window.snapshot("output_layout");
 
-    // Saving the setup under a new name writes it to the settings file.
+    // Saving the setup under a new name writes it to the settings file,
+    // edge refinement included.
+    window
+        .harness
+        .get_by_label("Decontaminate colours (no halos)")
+        .click_accesskit();
+    window.harness.run_steps(2);
     window.click("Save as preset…");
     window.harness.get_by_label("Name").type_text("Shop");
     window.harness.run_steps(1);
     window.harness.key_press(egui::Key::Enter);
     let saved = settings_file_saying(&mut window, "[presets.Shop]");
     assert!(saved.contains("canvas = \"square:2000\""), "{saved}");
+    assert!(saved.contains("decontaminate = true"), "{saved}");
 }

@@ -12,6 +12,7 @@ use super::{EXIT_ALL_DONE, EXIT_INTERRUPTED, EXIT_SOME_FAILED, UsageError, http_
 use crate::config::{self, process_env};
 use crate::imaging::compose::{Anchor, Backdrop, BackdropFit, Canvas, Composition, Length};
 use crate::imaging::encode::DEFAULT_WEBP_QUALITY;
+use crate::imaging::refine;
 use crate::imaging::{self, OutputFormat};
 use crate::jobs::events::OutputSpec;
 use crate::jobs::inputs::{self, Skipped};
@@ -31,12 +32,28 @@ pub struct BatchArgs {
     /// providers` lists what each takes).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
-    /// uploadcare | removit | removebgvideo | removebg
+    /// local | uploadcare | removit | removebgvideo | removebg. `local`
+    /// runs a model on this computer: free, private, no account.
     #[arg(short, long, value_name = "ID")]
     pub provider: ProviderId,
-    /// One of the provider's models (default: the provider's default).
+    /// One of the provider's models (default: the provider's default). For
+    /// `local`, a model from `cutout models list` (downloaded on first use)
+    /// or an imported `custom:NAME`.
     #[arg(short, long, value_name = "NAME")]
     pub model: Option<String>,
+    /// With `-p local`: run this .onnx model file instead of a catalogue
+    /// model, for machines without internet (needs --model-family).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "model_family",
+        conflicts_with = "model"
+    )]
+    pub model_file: Option<PathBuf>,
+    /// The architecture of --model-file, so images are prepared as the
+    /// model expects: u2net | isnet | birefnet.
+    #[arg(long, value_name = "FAMILY", requires = "model_file")]
+    pub model_family: Option<crate::local::catalogue::ModelFamily>,
     /// Output folder; a folder input's tree is kept beneath it.
     #[arg(short, long, value_name = "DIR", default_value = "cutout-output")]
     pub out: PathBuf,
@@ -127,6 +144,21 @@ pub struct LookArgs {
     /// right: 90 is straight down (default 45); implies --shadow.
     #[arg(long, value_name = "DEG", value_parser = clap::value_parser!(u16).range(0..360))]
     pub shadow_angle: Option<u16>,
+    /// Drop stray specks (pieces under 1% of the subject) and fill
+    /// pinholes in the subject.
+    #[arg(long)]
+    pub remove_speckles: bool,
+    /// Smooth jagged edges over this many pixels, 0 to 50 (e.g. 3).
+    #[arg(long, value_name = "PX", value_parser = refine::parse_smooth_px)]
+    pub smooth: Option<u16>,
+    /// Make soft edges crisper, 0 (as they are) to 1 (a near-hard edge),
+    /// e.g. 0.5.
+    #[arg(long, value_name = "0-1", value_parser = refine::parse_harden)]
+    pub harden: Option<u8>,
+    /// Recover the subject's own colours at soft edges, so the old
+    /// background does not show as a halo on hair and fur.
+    #[arg(long)]
+    pub decontaminate: bool,
     /// A preset from the settings file ([presets.NAME]); the flags above
     /// change its values.
     #[arg(long, value_name = "NAME")]
@@ -217,6 +249,10 @@ impl LookArgs {
         note(self.scale.is_some(), "--scale");
         note(self.padding.is_some(), "--padding");
         note(self.wants_shadow(), "--shadow");
+        note(self.remove_speckles, "--remove-speckles");
+        note(self.smooth.is_some(), "--smooth");
+        note(self.harden.is_some(), "--harden");
+        note(self.decontaminate, "--decontaminate");
         note(self.preset.is_some(), "--preset");
         flags
     }
@@ -254,7 +290,32 @@ fn plan_batch(args: &BatchArgs, preset: Option<&Preset>) -> Result<BatchPlan, Us
         .clone()
         .unwrap_or_else(|| info.default_model().to_owned());
     info.check_model(&model).map_err(UsageError::new)?;
-    let options = parse_options(info, &args.options)?;
+    let mut options = parse_options(info, &args.options)?;
+    let model = match (&args.model_file, args.model_family) {
+        (Some(path), Some(family)) => {
+            if args.provider != ProviderId::Local {
+                return Err(UsageError::new(
+                    "--model-file runs a model on this computer; use it with -p local",
+                ));
+            }
+            if !path.is_file() {
+                return Err(UsageError::new(format!(
+                    "there is no model file at {}",
+                    path.display()
+                )));
+            }
+            options.insert(
+                providers::local::MODEL_FILE_OPTION.to_owned(),
+                path.display().to_string(),
+            );
+            options.insert(
+                providers::local::MODEL_FAMILY_OPTION.to_owned(),
+                family.as_str().to_owned(),
+            );
+            providers::local::MODEL_FILE.to_owned()
+        }
+        _ => model,
+    };
     let look = resolve_look(info, &args.look, &options, preset)?;
     let out_dir = std::path::absolute(&args.out).map_err(|e| {
         UsageError::new(format!(
@@ -447,6 +508,11 @@ fn resolve_look(
         }
         composition.shadow = Some(shadow);
     }
+    let edges = &mut composition.refine;
+    edges.remove_speckles |= args.remove_speckles;
+    edges.smooth_px = args.smooth.unwrap_or(edges.smooth_px);
+    edges.harden_percent = args.harden.unwrap_or(edges.harden_percent);
+    edges.decontaminate |= args.decontaminate;
     if (args.anchor.is_some() || args.scale.is_some()) && composition.canvas == Canvas::Original {
         return Err(UsageError::new(
             "--anchor and --scale place the subject on a fixed canvas: add --canvas square:SIDE \
@@ -482,6 +548,16 @@ pub(super) async fn batch(args: BatchArgs) -> Result<u8, UsageError> {
         None => None,
     };
     let plan = plan_batch(&args, preset.as_ref())?;
+    // A local model not downloaded yet is fetched first, with a progress
+    // bar; in JSON mode stdout carries events only, so the first job
+    // fetches it quietly instead.
+    if plan.provider == ProviderId::Local
+        && !args.json
+        && let Some(model) = plan.jobs.first().map(|job| job.settings.model.clone())
+        && let Some(code) = super::models::fetch_for_batch(&model)?
+    {
+        return Ok(code);
+    }
     let provider = build_provider(plan.provider)?;
     let http = http_client()?;
     let poll = config::poll_policy(&process_env)?;
@@ -562,6 +638,9 @@ pub(super) fn build_provider(
             endpoints,
             credentials,
             http,
+            data_dir: AppDirs::resolve(&process_env)
+                .ok()
+                .map(|dirs| dirs.data_dir().to_owned()),
         },
     )
     .map_err(|e| UsageError::new(e.to_string()))
@@ -657,6 +736,46 @@ mod tests {
     }
 
     #[test]
+    fn edge_flags_refine_the_matte_on_top_of_a_preset() {
+        let plain = look(&[]).unwrap();
+        assert!(plain.composition.refine.is_identity());
+        let preset = Preset {
+            composition: Composition {
+                refine: refine::Refine {
+                    smooth_px: 2,
+                    harden_percent: 30,
+                    ..refine::Refine::default()
+                },
+                ..Composition::default()
+            },
+            ..Preset::default()
+        };
+        let edges = look_with(
+            &["--remove-speckles", "--harden", "0.8", "--decontaminate"],
+            Some(&preset),
+        )
+        .unwrap()
+        .composition
+        .refine;
+        assert_eq!(
+            edges,
+            refine::Refine {
+                remove_speckles: true,
+                smooth_px: 2,
+                harden_percent: 80,
+                decontaminate: true,
+            }
+        );
+        let smooth = look(&["--smooth", "4px"]).unwrap().composition.refine;
+        assert_eq!(smooth.smooth_px, 4);
+        let a = args(&["-p", "removebgvideo", "--decontaminate", "clip.mp4"]);
+        let err = resolve_look(a.provider.info(), &a.look, &ProviderOptions::new(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--decontaminate is for images"), "{err}");
+    }
+
+    #[test]
     fn crop_alone_crops_without_a_margin_and_a_path_after_it_is_explained() {
         let argv = ["cutout", "batch", "-p", "removebg", "x.png", "--crop"];
         let Some(CliCommand::Batch(a)) = Cli::try_parse_from(argv).unwrap().command else {
@@ -679,6 +798,8 @@ mod tests {
             (&["--scale", "0%"][..], "1% to 100%"),
             (&["--format", "gif"][..], "webp-lossy"),
             (&["--bg", "red"][..], "image:PATH"),
+            (&["--smooth", "80"][..], "0 to 50"),
+            (&["--harden", "2"][..], "0 (soft edges kept) to 1"),
             (
                 &["--canvas", "square:800", "--padding", "50%"][..],
                 "less than 50%",

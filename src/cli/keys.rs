@@ -296,6 +296,7 @@ fn test(id: ProviderId) -> Result<u8, UsageError> {
         endpoints: config::endpoints(id, &process_env)?,
         credentials,
         http: http_client()?,
+        data_dir: None,
     };
     let outcome = runtime()?.block_on(providers::test_key(id, &config));
     let from = if sources.iter().all(|s| *s == "environment") {

@@ -7,6 +7,7 @@ mod batch;
 mod history;
 mod info;
 mod keys;
+mod models;
 mod report;
 
 use std::process::ExitCode;
@@ -77,6 +78,10 @@ pub enum CliCommand {
     Resume(history::ResumeArgs),
     /// Store, remove, list and test API keys in the OS keychain.
     Keys(keys::KeysArgs),
+    /// List, download, import and remove the local engine's models.
+    Models(models::ModelsArgs),
+    /// Check for, or install, ONNX Runtime (the faster local engine).
+    Runtime(models::RuntimeArgs),
     /// Check the providers that have a health endpoint.
     Health {
         /// Check only this provider.
@@ -123,6 +128,8 @@ pub fn main() -> ExitCode {
         }
         Some(CliCommand::Batch(args)) => runtime().and_then(|rt| rt.block_on(batch::batch(args))),
         Some(CliCommand::Keys(args)) => keys::run(args),
+        Some(CliCommand::Models(args)) => models::run_models(args),
+        Some(CliCommand::Runtime(args)) => models::run_runtime(args),
         Some(CliCommand::History(args)) => history::print_history(args),
         Some(CliCommand::Resume(args)) => {
             runtime().and_then(|rt| rt.block_on(history::resume(args)))

@@ -3,7 +3,9 @@
 //! (nothing, a colour or a picture), whether to crop to the subject with a
 //! margin, the canvas the result is placed on (the image's own size, a
 //! square for marketplaces, any size), where and how large the subject sits
-//! on it, and an optional soft drop shadow.
+//! on it, and an optional soft drop shadow. Before any of that, its
+//! matte can be refined ([`Refine`]: specks, smoothing, hardening, colour
+//! decontamination).
 //!
 //! [`compose`] is pure and size-independent, so the window's live preview
 //! runs it on a downscaled cut-out (with [`Composition::scaled`]) and gets
@@ -21,6 +23,7 @@ use image::RgbaImage;
 use serde::{Deserialize, Serialize};
 
 use super::Background;
+use super::refine::{self, Refine};
 
 /// Alpha at or below which a pixel does not count as subject when cropping:
 /// providers leave faint haze around a cut-out that should not widen the
@@ -68,6 +71,9 @@ pub struct Composition {
     pub padding: Length,
     /// A soft shadow under the subject.
     pub shadow: Option<Shadow>,
+    /// How the cut-out's matte is cleaned up first (specks, smoothing,
+    /// hardening, colour decontamination), before the crop sees it.
+    pub refine: Refine,
 }
 
 impl Default for Composition {
@@ -80,6 +86,7 @@ impl Default for Composition {
             scale_percent: 100,
             padding: Length::ZERO,
             shadow: None,
+            refine: Refine::default(),
         }
     }
 }
@@ -97,6 +104,12 @@ impl Composition {
     /// Whether composing changes nothing, so a provider's file can be saved
     /// untouched.
     pub fn is_identity(&self) -> bool {
+        self.refine.is_identity() && self.places_as_is()
+    }
+
+    /// Whether the subject stays where and as it is: no background, crop,
+    /// canvas, padding or shadow (refining aside).
+    fn places_as_is(&self) -> bool {
         self.background == Backdrop::Transparent
             && self.crop.is_none()
             && self.canvas == Canvas::Original
@@ -125,6 +138,7 @@ impl Composition {
                 blur: s.blur.scaled(factor),
                 ..s
             }),
+            refine: self.refine.scaled(factor),
         }
     }
 
@@ -132,6 +146,9 @@ impl Composition {
     /// user. Values parsed from text are already in range; this catches
     /// combinations, and values set in code.
     pub fn problem(&self) -> Option<String> {
+        if let Some(problem) = self.refine.problem() {
+            return Some(problem);
+        }
         if !(1..=100).contains(&self.scale_percent) {
             return Some(format!(
                 "scale must be from 1% to 100%, not {}%",
@@ -852,8 +869,9 @@ pub fn plan(cutout: &RgbaImage, composition: &Composition) -> Layout {
     }
 }
 
-/// Composes `cutout` as `composition` says. `backdrop` is the decoded
-/// background picture when the composition has one (see
+/// Composes `cutout` as `composition` says: refines its matte first (see
+/// [`refine::refine`]), then crops, places and backs it. `backdrop` is the
+/// decoded background picture when the composition has one (see
 /// [`super::backdrop_image`]); without it the background stays transparent.
 /// Pure and infallible: the preview calls it on every change.
 pub fn compose(
@@ -861,7 +879,19 @@ pub fn compose(
     composition: &Composition,
     backdrop: Option<&RgbaImage>,
 ) -> RgbaImage {
-    if composition.is_identity() {
+    let refined;
+    let cutout = if composition.refine.is_identity() {
+        cutout
+    } else {
+        let mut copy = cutout.clone();
+        refine::refine(&mut copy, &composition.refine);
+        if composition.places_as_is() {
+            return copy;
+        }
+        refined = copy;
+        &refined
+    };
+    if composition.places_as_is() {
         return cutout.clone();
     }
     let layout = plan(cutout, composition);
@@ -1117,7 +1147,7 @@ fn cast_shadow(canvas: &mut RgbaImage, subject: &RgbaImage, placed: Rect, shadow
 
 /// The widths of three box blurs whose sum approximates a Gaussian of
 /// `sigma` (W. Jarosz / P. Kovesi's construction).
-fn box_sizes(sigma: f32) -> [usize; 3] {
+pub(super) fn box_sizes(sigma: f32) -> [usize; 3] {
     if sigma <= 0.0 {
         return [1, 1, 1];
     }
@@ -1621,6 +1651,11 @@ mod tests {
             scale_percent: 90,
             padding: Length::Px(40),
             shadow: Some(Shadow::default()),
+            refine: Refine {
+                smooth_px: 3,
+                decontaminate: true,
+                ..Refine::default()
+            },
         };
         let json = serde_json::to_string(&composition).unwrap();
         assert!(json.contains("\"canvas\":\"1600x1200\""), "{json}");
@@ -1632,6 +1667,7 @@ mod tests {
         let partial: Composition = serde_json::from_str(r#"{"canvas":"square:800"}"#).unwrap();
         assert_eq!(partial.canvas, Canvas::Square { side_px: 800 });
         assert_eq!(partial.scale_percent, 100);
+        assert!(partial.refine.is_identity(), "records from before refining");
         assert!(serde_json::from_str::<Composition>(r#"{"canvas":"square:0"}"#).is_err());
     }
 

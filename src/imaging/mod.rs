@@ -5,6 +5,7 @@
 pub mod compose;
 pub mod decode;
 pub mod encode;
+pub mod refine;
 pub mod thumbnail;
 pub mod upload;
 
@@ -234,7 +235,8 @@ pub struct Finish {
     pub format: OutputFormat,
     /// Lossy quality (see [`encode::EncodeOptions::quality`]).
     pub quality: Option<u8>,
-    /// Background, crop, canvas, placement and shadow.
+    /// Edge refinement ([`compose::Composition::refine`]), background,
+    /// crop, canvas, placement and shadow.
     pub composition: compose::Composition,
 }
 
@@ -277,7 +279,28 @@ pub fn finish(bytes: &[u8], finish: &Finish) -> Result<Option<Vec<u8>>, ImagingE
         return Err(ImagingError::JpgNeedsBackground);
     }
     let decoded = decode::open_bytes(bytes, &decode::DecodeLimits::default())?;
-    let cutout = decoded.image.into_rgba8();
+    compose_and_encode(&decoded.image.into_rgba8(), decoded.icc_profile, finish).map(Some)
+}
+
+/// Composes and encodes a cut-out that is already in memory (the local
+/// engine's), as `finish` says, always producing a file (sRGB).
+pub fn finish_pixels(cutout: &RgbaImage, finish: &Finish) -> Result<Vec<u8>, ImagingError> {
+    if finish.format.needs_background()
+        && finish.composition.background == compose::Backdrop::Transparent
+    {
+        return Err(ImagingError::JpgNeedsBackground);
+    }
+    compose_and_encode(cutout, None, finish)
+}
+
+/// The part of finishing after decoding: composition, conversion back to
+/// the cut-out's own profile when it had one, and encoding.
+fn compose_and_encode(
+    cutout: &RgbaImage,
+    icc_profile: Option<Vec<u8>>,
+    finish: &Finish,
+) -> Result<Vec<u8>, ImagingError> {
+    let composition = &finish.composition;
     let backdrop = match &composition.background {
         compose::Backdrop::Image { path, .. } if finish.format != OutputFormat::Mask => {
             Some(backdrop_image(path)?)
@@ -285,17 +308,22 @@ pub fn finish(bytes: &[u8], finish: &Finish) -> Result<Option<Vec<u8>>, ImagingE
         _ => None,
     };
     let mut composed = if finish.format == OutputFormat::Mask {
-        // The matte of the placed subject: no background, no shadow.
+        // The matte of the refined, placed subject: no background, no
+        // shadow, and no colours to decontaminate.
         let geometry = compose::Composition {
             background: compose::Backdrop::Transparent,
             shadow: None,
+            refine: refine::Refine {
+                decontaminate: false,
+                ..composition.refine
+            },
             ..composition.clone()
         };
-        compose::compose(&cutout, &geometry, None)
+        compose::compose(cutout, &geometry, None)
     } else {
-        compose::compose(&cutout, composition, backdrop.as_deref())
+        compose::compose(cutout, composition, backdrop.as_deref())
     };
-    let icc_profile = match decoded.icc_profile {
+    let icc_profile = match icc_profile {
         Some(icc) if decode::srgb_to_profile(&mut composed, &icc) => Some(icc),
         _ => None,
     };
@@ -304,7 +332,7 @@ pub fn finish(bytes: &[u8], finish: &Finish) -> Result<Option<Vec<u8>>, ImagingE
         quality: finish.quality,
         icc_profile,
     };
-    encode::encode(&composed, &options).map(Some)
+    encode::encode(&composed, &options)
 }
 
 /// The background picture at `path`, decoded (upright, sRGB) once and kept
@@ -492,6 +520,53 @@ mod tests {
         assert_eq!(mask.get_pixel(0, 0)[0], 0);
         assert_eq!(mask.get_pixel(10, 10)[0], 255);
         assert_eq!(mask.get_pixel(119, 69)[0], 0);
+    }
+
+    #[test]
+    fn a_mask_is_the_refined_matte_and_a_removed_speck_does_not_widen_the_crop() {
+        let mut specked = image::load_from_memory(&product_png())
+            .unwrap()
+            .into_rgba8();
+        specked.put_pixel(5, 5, Rgba([0, 0, 255, 255]));
+        let specked = png_of(&specked);
+        let crop = compose::Composition {
+            crop: Some(compose::Length::ZERO),
+            ..compose::Composition::default()
+        };
+        let mask = |composition: &compose::Composition| {
+            let finish = Finish {
+                format: OutputFormat::Mask,
+                quality: None,
+                composition: composition.clone(),
+            };
+            let bytes = super::finish(&specked, &finish).unwrap().unwrap();
+            image::load_from_memory(&bytes).unwrap().into_luma8()
+        };
+        assert_eq!(mask(&crop).dimensions(), (245, 145), "the speck widens it");
+        let refined = compose::Composition {
+            refine: refine::Refine {
+                remove_speckles: true,
+                ..refine::Refine::default()
+            },
+            ..crop
+        };
+        let matte = mask(&refined);
+        assert_eq!(matte.dimensions(), (100, 50));
+        assert!(matte.pixels().all(|p| p[0] == 255));
+
+        // Refining alone is a change: the file is re-encoded, not kept.
+        let png = Finish {
+            composition: compose::Composition {
+                crop: None,
+                ..refined
+            },
+            ..Finish::default()
+        };
+        let bytes = super::finish(&specked, &png).unwrap().expect("re-encoded");
+        let out = image::load_from_memory(&bytes).unwrap().into_rgba8();
+        assert_eq!(out.dimensions(), (300, 200));
+        assert_eq!(out.get_pixel(5, 5)[3], 0);
+        assert_eq!(*out.get_pixel(200, 120), Rgba([210, 20, 20, 255]));
     }
 
     #[test]

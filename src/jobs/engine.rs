@@ -823,16 +823,17 @@ impl JobTask {
     /// Makes the file an image provider is sent: the input itself, or an
     /// upright sRGB copy in a format it takes, downscaled to its limits when
     /// the user allowed it (see [`upload::prepare`]); what was done is
-    /// reported as warnings. Videos and URLs go as they are (`None`).
+    /// reported as warnings. Videos and URLs go as they are (`None`), and a
+    /// provider on this machine opens the original itself.
     async fn prepare_upload(&self) -> Result<Option<PreparedUpload>, JobError> {
         let JobInput::File { path, .. } = &self.request.input else {
             return Ok(None);
         };
-        if self.request.kind != InputKind::ImageFile {
+        let info = self.provider.info();
+        if self.request.kind != InputKind::ImageFile || info.runs_on_this_machine {
             return Ok(None);
         }
         let path = path.clone();
-        let info = self.provider.info();
         let allow_downscale = self.allow_downscale;
         let prepared = tokio::task::spawn_blocking(move || {
             upload::prepare(&path, info, allow_downscale, &DecodeLimits::default())
@@ -968,6 +969,20 @@ impl JobTask {
             }
         };
         let bytes = match &asset.source {
+            AssetSource::Pixels(cutout) => {
+                // Decoded already: composed and encoded from memory, in the
+                // chosen format or, with none chosen, as a PNG.
+                let format = self.output.format.unwrap_or(OutputFormat::Png);
+                let finish = self.output.finish(format);
+                let cutout = Arc::clone(cutout);
+                let encoded =
+                    tokio::task::spawn_blocking(move || imaging::finish_pixels(&cutout, &finish))
+                        .await
+                        .map_err(|e| write_error(std::io::Error::other(e.to_string())))??;
+                file.write_all(&encoded).await.map_err(write_error)?;
+                file.sync_all().await.map_err(write_error)?;
+                return Ok((pending, format.extension().to_owned()));
+            }
             AssetSource::Url(url) => {
                 self.http
                     .download_to(url, &mut file, &temp_path)

@@ -97,6 +97,9 @@ pub enum ProviderError {
     /// A setting is wrong (a base URL, an option combination).
     #[error("{0}")]
     Config(String),
+    /// The local engine failed (model, runtime, inference, input image).
+    #[error(transparent)]
+    Local(#[from] crate::local::LocalError),
     /// A local file could not be read or written. The path comes last.
     #[error("{action}: {source}: {path}")]
     Io {
@@ -119,7 +122,7 @@ impl ProviderError {
                 | ProviderError::Network { .. }
                 | ProviderError::Deadline { .. }
                 | ProviderError::Io { .. }
-        )
+        ) || matches!(self, ProviderError::Local(local) if local.is_retryable())
     }
 }
 

@@ -4,6 +4,7 @@
 //! never touches the scheduler.
 
 pub mod http;
+pub mod local;
 pub mod removebg;
 mod removebg_params;
 pub mod removebgvideo;
@@ -36,6 +37,8 @@ pub use http::{Call, HttpClient, ProviderError, Replay, RetryPolicy};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderId {
+    /// The local engine: a model on this machine.
+    Local,
     /// Uploadcare's Remove.bg add-on.
     Uploadcare,
     /// removit.eu.
@@ -48,7 +51,8 @@ pub enum ProviderId {
 
 impl ProviderId {
     /// Every provider, in the order they are listed to users.
-    pub const ALL: [ProviderId; 4] = [
+    pub const ALL: [ProviderId; 5] = [
+        ProviderId::Local,
         ProviderId::Uploadcare,
         ProviderId::Removit,
         ProviderId::Removebgvideo,
@@ -58,6 +62,7 @@ impl ProviderId {
     /// The id as typed on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
+            ProviderId::Local => "local",
             ProviderId::Uploadcare => "uploadcare",
             ProviderId::Removit => "removit",
             ProviderId::Removebgvideo => "removebgvideo",
@@ -73,6 +78,7 @@ impl ProviderId {
     /// The provider's static description.
     pub fn info(self) -> &'static ProviderInfo {
         match self {
+            ProviderId::Local => &local::INFO,
             ProviderId::Uploadcare => &uploadcare::INFO,
             ProviderId::Removit => &removit::INFO,
             ProviderId::Removebgvideo => &removebgvideo::INFO,
@@ -218,6 +224,9 @@ pub struct ProviderInfo {
     pub default_concurrency: usize,
     /// Whether it has an unauthenticated health endpoint (`cutout health`).
     pub has_health_check: bool,
+    /// Whether it runs on this machine: the input never leaves it, nothing
+    /// is charged, and it opens the original file itself (no upload copy).
+    pub runs_on_this_machine: bool,
     /// How long to keep polling one job before giving up.
     pub poll_deadline_secs: u64,
     /// What it takes as an uploaded image file, so an input over a limit
@@ -278,6 +287,12 @@ impl ProviderInfo {
     /// Checks a model name, saying which ones exist when it is wrong.
     pub fn check_model(&self, model: &str) -> Result<(), String> {
         if self.models.iter().any(|m| m.id == model) {
+            return Ok(());
+        }
+        // The local engine also runs imported models and model files, which
+        // no static list can name; whether they exist is checked when the
+        // job runs.
+        if self.id == ProviderId::Local && local::accepts_model_id(model) {
             return Ok(());
         }
         let known: Vec<_> = self.models.iter().map(|m| m.id).collect();
@@ -343,6 +358,9 @@ pub struct ProviderConfig {
     pub credentials: Credentials,
     /// The shared client with the retry policy.
     pub http: HttpClient,
+    /// Cutout's data folder, where the local provider keeps its models;
+    /// `None` where no local provider is built (key tests).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl ProviderConfig {
@@ -429,6 +447,7 @@ pub fn build(id: ProviderId, config: ProviderConfig) -> Result<Arc<dyn Provider>
         config.credential(id.info(), spec.id)?;
     }
     Ok(match id {
+        ProviderId::Local => Arc::new(local::Local::new(config)?),
         ProviderId::Uploadcare => Arc::new(uploadcare::Uploadcare::new(config)?),
         ProviderId::Removit => Arc::new(removit::Removit::new(config)?),
         ProviderId::Removebgvideo => Arc::new(removebgvideo::RemoveBgVideo::new(config)?),
@@ -511,6 +530,9 @@ pub enum AssetSource {
     Url(Url),
     /// Already here (synchronous providers answer with the image).
     Bytes(Bytes),
+    /// Already decoded: the local engine's cut-out, composed and encoded
+    /// straight from memory with no round trip through a file format.
+    Pixels(Arc<image::RgbaImage>),
 }
 
 /// What one poll found.
@@ -592,7 +614,9 @@ pub async fn check_health(
             };
             Some(removebgvideo::check_health(http, &base).await)
         }
-        ProviderId::Uploadcare | ProviderId::Removit | ProviderId::Removebg => None,
+        ProviderId::Local | ProviderId::Uploadcare | ProviderId::Removit | ProviderId::Removebg => {
+            None
+        }
     }
 }
 
@@ -617,6 +641,9 @@ pub async fn test_key(id: ProviderId, config: &ProviderConfig) -> Result<KeyChec
     }
     let config = config.clone();
     match id {
+        ProviderId::Local => Err(ProviderError::Config(
+            "the local provider needs no key".to_owned(),
+        )),
         ProviderId::Uploadcare => uploadcare::Uploadcare::new(config)?.check_key().await,
         ProviderId::Removit => removit::Removit::new(config)?.check_key().await,
         ProviderId::Removebgvideo => removebgvideo::RemoveBgVideo::new(config)?.check_key().await,

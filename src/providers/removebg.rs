@@ -151,6 +151,7 @@ pub static INFO: ProviderInfo = ProviderInfo {
     }],
     default_concurrency: 4,
     has_health_check: false,
+    runs_on_this_machine: false,
     poll_deadline_secs: 120,
     // remove.bg's public API page, not PROVIDERS.md (unconfirmed): uploads
     // up to 22 MB and 25 megapixels, as JPEG, PNG or WebP.

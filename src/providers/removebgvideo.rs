@@ -135,6 +135,7 @@ pub static INFO: ProviderInfo = ProviderInfo {
     }],
     default_concurrency: 2,
     has_health_check: true,
+    runs_on_this_machine: false,
     poll_deadline_secs: 7200,
     // Videos only (PROVIDERS.md §3: up to 500 MB); they are sent as they are.
     input_limits: super::InputLimits {

@@ -71,6 +71,7 @@ pub static INFO: ProviderInfo = ProviderInfo {
     }],
     default_concurrency: 4,
     has_health_check: false,
+    runs_on_this_machine: false,
     poll_deadline_secs: 600,
     // PROVIDERS.md §2 lists the file types (SVG aside, which Cutout does not
     // treat as an image); removit documents no size or pixel limit.

@@ -78,6 +78,7 @@ pub(crate) fn config(
             .collect::<BTreeMap<_, _>>(),
         credentials: keys,
         http: fast_http(),
+        data_dir: None,
     }
 }
 

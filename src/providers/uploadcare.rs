@@ -158,6 +158,7 @@ pub static INFO: ProviderInfo = ProviderInfo {
     ],
     default_concurrency: 4,
     has_health_check: false,
+    runs_on_this_machine: false,
     poll_deadline_secs: 600,
     // The 100 MB upload limit is in PROVIDERS.md §1b. The add-on runs
     // remove.bg, so its 25 megapixels and JPEG/PNG/WebP are assumed

@@ -24,6 +24,7 @@ use crate::secrets::Keychain;
 use crate::ui::form::{FormAction, JobForm};
 use crate::ui::history::{HistoryAction, HistoryWindow};
 use crate::ui::intake::{Intake, IntakeWorker};
+use crate::ui::local::LocalPanel;
 use crate::ui::preview::PreviewPanel;
 use crate::ui::queue::{QueuePanel, status_bar_ui};
 use crate::ui::selection::Selection;
@@ -89,6 +90,8 @@ pub struct CutoutApp {
     preview: PreviewPanel,
     settings: SettingsWindow,
     history: HistoryWindow,
+    /// The local engine's models, downloads and installation.
+    local: LocalPanel,
     /// Jobs that keep the settings they were set up with instead of
     /// following the form: ones brought back from the last session and ones
     /// run again from the history.
@@ -193,6 +196,15 @@ impl CutoutApp {
             notices.push(Notice::text(e.to_string()));
             Default::default()
         });
+        let local = LocalPanel::new(
+            &lookup,
+            retry.clone(),
+            runtime.handle().clone(),
+            Arc::new({
+                let ctx = ctx.clone();
+                move || ctx.request_repaint()
+            }),
+        );
         let http = HttpClient::new(retry)?;
         let repaint = ctx.clone();
         let waker = Arc::new(move || repaint.request_repaint());
@@ -250,6 +262,7 @@ impl CutoutApp {
             preview: PreviewPanel::new(),
             settings: SettingsWindow::default(),
             history: HistoryWindow::new(history.path),
+            local,
             own_settings,
             reruns_sent: Vec::new(),
             to_restore: history.restored,
@@ -283,6 +296,10 @@ impl CutoutApp {
             };
             if history_changes {
                 self.history.jobs_changed();
+            }
+            if matches!(event, Event::Idle) {
+                // Local jobs may have loaded models: say what they run on.
+                self.local.refresh_status(false);
             }
             if let Some(removed) = self.queue.apply(event, now) {
                 self.selection.forget(removed);
@@ -555,6 +572,7 @@ impl CutoutApp {
                 let action = self.form.form_ui(
                     ui,
                     &self.setup,
+                    &mut self.local,
                     self.prefs.settings(),
                     focused_result.as_deref(),
                 );
@@ -587,6 +605,7 @@ impl CutoutApp {
                 if let Err(why) = ready {
                     ui.colored_label(ui.visuals().warn_fg_color, why);
                 }
+                self.local.downloads_ui(ui);
                 ui.horizontal(|ui| {
                     if ui
                         .add_enabled(counts.remaining() > 0, egui::Button::new("Cancel all"))
@@ -771,6 +790,7 @@ impl eframe::App for CutoutApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.drain_events(ctx);
         self.setup.receive();
+        self.local.receive(ctx);
         self.form
             .follow_defaults(self.prefs.settings(), &self.setup);
         self.restore_when_keys_are_read();
@@ -818,7 +838,7 @@ impl eframe::App for CutoutApp {
             }
         });
         self.settings
-            .settings_ui(ui.ctx(), &mut self.setup, &mut self.prefs);
+            .settings_ui(ui.ctx(), &mut self.setup, &mut self.prefs, &mut self.local);
         for action in self.history.history_ui(ui.ctx()) {
             match action {
                 HistoryAction::RunAgain(job) => {

@@ -1,8 +1,9 @@
 //! The look of results, as the side panel's Output section sets it: what
 //! goes behind the subject (nothing, a colour or a picture) and, in the
 //! "Layout" block, cropping to the subject, the canvas size, where and how
-//! large the subject sits on it, and a soft drop shadow, with a small live
-//! preview.
+//! large the subject sits on it, a soft drop shadow, and how its edges are
+//! refined (specks, smoothing, hardening, colour decontamination), with a
+//! small live preview.
 //!
 //! The preview runs the batch's own [`compose::compose`] on a downscaled
 //! cut-out with [`Composition::scaled`], so it shows what the batch writes,
@@ -23,6 +24,7 @@ use crate::imaging::compose::{
     self, Anchor, Backdrop, BackdropFit, Canvas, Composition, Length, MAX_CANVAS_PIXELS,
     MAX_CANVAS_SIDE_PX, MAX_LENGTH_PX, Shadow,
 };
+use crate::imaging::refine::{self, MAX_SMOOTH_PX, Refine};
 use crate::imaging::{Background, OutputFormat};
 
 /// A cut-out of the sample mug (`assets/samples/mug.jpg`, colour-keyed by
@@ -102,6 +104,7 @@ pub struct LayoutEditor {
     padding: Length,
     shadow_on: bool,
     shadow: Shadow,
+    refine: Refine,
     picture_pick: Option<PicturePick>,
     /// Why the last picture dialog showed nothing.
     pick_problem: Option<String>,
@@ -139,6 +142,7 @@ impl LayoutEditor {
             padding: Length::ZERO,
             shadow_on: false,
             shadow: Shadow::default(),
+            refine: Refine::default(),
             picture_pick: None,
             pick_problem: None,
             preview: LivePreview::default(),
@@ -157,6 +161,7 @@ impl LayoutEditor {
             scale_percent: self.scale_percent,
             padding: self.padding,
             shadow: self.shadow_on.then_some(self.shadow),
+            refine: self.refine,
         }
     }
 
@@ -180,6 +185,7 @@ impl LayoutEditor {
         if let Some(shadow) = composition.shadow {
             self.shadow = shadow;
         }
+        self.refine = composition.refine;
     }
 
     /// The background as it stands; a picture not chosen yet is none.
@@ -255,6 +261,9 @@ impl LayoutEditor {
         }
         if self.shadow_on {
             parts.push("shadow".to_owned());
+        }
+        if !self.refine.is_identity() {
+            parts.push("edges refined".to_owned());
         }
         parts.join(", ")
     }
@@ -407,8 +416,8 @@ impl LayoutEditor {
         }
     }
 
-    /// The "Layout" block: crop, canvas, position, scale, padding, shadow
-    /// and the preview, collapsed by default to a one-line summary.
+    /// The "Layout" block: crop, canvas, position, scale, padding, shadow,
+    /// edges and the preview, collapsed by default to a one-line summary.
     /// `focused_result` is the focused job's first result, previewed when
     /// it is a transparent cut-out.
     pub fn layout_ui(
@@ -578,6 +587,63 @@ impl LayoutEditor {
                     }
                 });
             }
+        });
+        ui.add_space(4.0);
+        self.edges_ui(ui, mask);
+    }
+
+    /// The Edges group: how the cut-out's outline is cleaned up before it
+    /// is placed (see [`Refine`]).
+    fn edges_ui(&mut self, ui: &mut egui::Ui, mask: bool) {
+        ui.label("Edges")
+            .on_hover_text("Clean up the cut-out's outline before it is placed");
+        ui.checkbox(&mut self.refine.remove_speckles, "Remove specks")
+            .on_hover_text(
+                "Drop stray bits apart from the subject (under 1% of its size) and fill \
+                 pinholes in it",
+            );
+        ui.horizontal(|ui| {
+            let label = fixed_label_ui(ui, "Smooth");
+            ui.add(
+                egui::Slider::new(&mut self.refine.smooth_px, 0..=MAX_SMOOTH_PX)
+                    .suffix(" px")
+                    .clamping(egui::SliderClamping::Always),
+            )
+            .labelled_by(label.id)
+            .on_hover_text(
+                "Round off jagged edges over this many pixels of the result; 0 leaves them \
+                 as they are",
+            );
+        });
+        ui.horizontal(|ui| {
+            let label = fixed_label_ui(ui, "Harden");
+            let mut hardness = f64::from(self.refine.harden_percent) / 100.0;
+            if ui
+                .add(
+                    egui::Slider::new(&mut hardness, 0.0..=1.0)
+                        .fixed_decimals(2)
+                        .clamping(egui::SliderClamping::Always),
+                )
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "Make soft edges crisper: 0 keeps them as they are, 1 makes a near-hard \
+                     edge",
+                )
+                .changed()
+            {
+                self.refine.harden_percent = refine::hardness_percent(hardness);
+            }
+        });
+        ui.add_enabled_ui(!mask, |ui| {
+            ui.checkbox(
+                &mut self.refine.decontaminate,
+                "Decontaminate colours (no halos)",
+            )
+            .on_hover_text(
+                "Recover the subject's own colours where its edge is see-through, so the old \
+                 background does not show as a halo on hair, fur and soft edges",
+            )
+            .on_disabled_hover_text("A mask is only the subject's shape: no colours");
         });
     }
 }
@@ -1178,6 +1244,10 @@ fn render_preview(
         geometry = Composition {
             background: Backdrop::Transparent,
             shadow: None,
+            refine: Refine {
+                decontaminate: false,
+                ..composition.refine
+            },
             ..composition.clone()
         };
         &geometry
@@ -1194,10 +1264,12 @@ fn render_preview(
     let factor = held * shrink;
     let composed = if composition.canvas.fixed_size().is_some() {
         // The subject is resampled into its place anyway: keep the detail
-        // held and make only the canvas smaller. The crop margin is in the
-        // cut-out's pixels, so it stays at the held scale.
+        // held and make only the canvas smaller. The crop margin and the
+        // edge smoothing are in the cut-out's pixels, so they stay at the
+        // held scale.
         let smaller_canvas = Composition {
             crop: at_held.crop,
+            refine: at_held.refine,
             ..composition.scaled(factor)
         };
         compose::compose(cutout, &smaller_canvas, backdrop)
@@ -1340,6 +1412,32 @@ mod tests {
     }
 
     #[test]
+    fn the_preview_shows_the_refined_edges() {
+        let mut specked = cutout();
+        specked.put_pixel(300, 20, Rgba([200, 30, 30, 255]));
+        let clean = Composition {
+            refine: Refine {
+                remove_speckles: true,
+                ..Refine::default()
+            },
+            ..Composition::default()
+        };
+        let red = Color32::from_rgb(200, 30, 30);
+        let as_is = render_preview(
+            &specked,
+            (400, 200),
+            &Composition::default(),
+            None,
+            None,
+            400,
+        );
+        assert_eq!(pixel(&as_is, 300, 20), red);
+        let cleaned = render_preview(&specked, (400, 200), &clean, None, None, 400);
+        assert_ne!(pixel(&cleaned, 300, 20), red, "the speck is gone");
+        assert_eq!(pixel(&cleaned, 100, 100), red, "the subject stays");
+    }
+
+    #[test]
     fn the_editor_shows_a_preset_and_gives_it_back_unchanged() {
         let preset = Composition {
             background: Backdrop::Image {
@@ -1352,12 +1450,20 @@ mod tests {
             scale_percent: 80,
             padding: Length::Percent { hundredths: 250 },
             shadow: Some(Shadow::default()),
+            refine: Refine {
+                smooth_px: 2,
+                decontaminate: true,
+                ..Refine::default()
+            },
         };
         let mut editor = LayoutEditor::new();
         editor.set_composition(&preset);
         assert_eq!(editor.composition(), preset);
         assert_eq!(canvas_label(editor.canvas), "Square 1500");
-        assert_eq!(editor.summary(), "Square 1500, cropped, shadow");
+        assert_eq!(
+            editor.summary(),
+            "Square 1500, cropped, shadow, edges refined"
+        );
 
         // Switching away and back keeps the picture.
         editor.set_backdrop(&Backdrop::Transparent);

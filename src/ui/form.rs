@@ -23,6 +23,7 @@ use crate::jobs::{JobSettings, OutputSpec};
 use crate::providers::{OptionKind, OptionSpec, ProviderId, ProviderInfo, ProviderOptions};
 use crate::settings::{Defaults, OutputSettings, Preset, Settings};
 use crate::ui::composition::{LayoutEditor, fixed_label_ui};
+use crate::ui::local::LocalPanel;
 use crate::ui::setup::{ProviderSetup, ProviderStatus};
 
 /// What the file names field's tooltip says: every placeholder, with an
@@ -462,12 +463,14 @@ impl JobForm {
     }
 
     /// Draws the batch settings: provider, model, options, output.
-    /// `settings` lists the presets; `focused_result` is the focused job's
-    /// result, which the layout preview shows when it is a cut-out.
+    /// `local` lists the local engine's models; `settings` lists the
+    /// presets; `focused_result` is the focused job's result, which the
+    /// layout preview shows when it is a cut-out.
     pub fn form_ui(
         &mut self,
         ui: &mut egui::Ui,
         setup: &ProviderSetup,
+        local: &mut LocalPanel,
         settings: &Settings,
         focused_result: Option<&Path>,
     ) -> Option<FormAction> {
@@ -512,19 +515,23 @@ impl JobForm {
         ui.add_space(6.0);
         let model_label = ui.label("Model");
         let mut model = self.model().to_owned();
-        egui::ComboBox::from_id_salt(("model", self.provider))
-            .width(ui.available_width())
-            .selected_text(&model)
-            .show_ui(ui, |ui| {
-                for m in info.models {
-                    ui.selectable_value(&mut model, m.id.to_owned(), m.id)
-                        .on_hover_text(m.summary);
-                }
-            })
-            .response
-            .labelled_by(model_label.id);
-        if let Some(m) = info.models.iter().find(|m| m.id == model) {
-            ui.label(RichText::new(m.summary).small().weak());
+        if self.provider == ProviderId::Local {
+            local.model_picker_ui(ui, &mut model, model_label.id);
+        } else {
+            egui::ComboBox::from_id_salt(("model", self.provider))
+                .width(ui.available_width())
+                .selected_text(&model)
+                .show_ui(ui, |ui| {
+                    for m in info.models {
+                        ui.selectable_value(&mut model, m.id.to_owned(), m.id)
+                            .on_hover_text(m.summary);
+                    }
+                })
+                .response
+                .labelled_by(model_label.id);
+            if let Some(m) = info.models.iter().find(|m| m.id == model) {
+                ui.label(RichText::new(m.summary).small().weak());
+            }
         }
         self.models.insert(self.provider, model);
 
@@ -1046,6 +1053,9 @@ fn describe_preset(preset: &Preset) -> String {
     if c.shadow.is_some() {
         parts.push("drop shadow".to_owned());
     }
+    if !c.refine.is_identity() {
+        parts.push("refined edges".to_owned());
+    }
     parts.join(", ")
 }
 
@@ -1084,19 +1094,23 @@ pub fn format_picker_ui(
 }
 
 /// The provider the form starts with: the default for image files when it
-/// is ready, else the first provider that is, else that default (so its
-/// "needs a key" hint shows), else remove.bg.
+/// is ready; else a cloud provider the user has keys for (someone who set
+/// one up wants it); else that default (so its "needs a key" hint shows);
+/// else the local engine, which needs no account, so a new user can drop
+/// images and press Start.
 pub fn initial_provider(defaults: &Defaults, setup: &ProviderSetup) -> ProviderId {
     let preferred = defaults.get(InputKind::ImageFile).map(|c| c.provider);
     preferred
         .filter(|id| setup.status(*id).is_ready())
         .or_else(|| {
-            ProviderId::ALL
-                .into_iter()
-                .find(|id| setup.status(*id).is_ready())
+            ProviderId::ALL.into_iter().find(|id| {
+                !id.info().credentials.is_empty()
+                    && id.info().accepts(InputKind::ImageFile)
+                    && setup.status(*id).is_ready()
+            })
         })
         .or(preferred)
-        .unwrap_or(ProviderId::Removebg)
+        .unwrap_or(ProviderId::Local)
 }
 
 /// "the naming template…" → "The naming template…".

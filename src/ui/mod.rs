@@ -10,6 +10,7 @@ mod composition;
 mod form;
 mod history;
 mod intake;
+mod local;
 mod preview;
 mod queue;
 mod selection;

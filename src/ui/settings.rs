@@ -34,6 +34,7 @@ use crate::providers::{CredentialSpec, EndpointSpec, ProviderId, providers_accep
 use crate::secrets::KeychainStatus;
 use crate::settings::{DefaultChoice, MAX_CONCURRENCY, Settings, SettingsProblem, Theme};
 use crate::ui::form::{NAMING_HELP, format_picker_ui};
+use crate::ui::local::LocalPanel;
 use crate::ui::setup::{KeyOrigin, KeyTest, ProviderSetup, Waker};
 
 /// One provider credential: the provider and the credential's id.
@@ -332,12 +333,14 @@ pub struct SettingsWindow {
 impl SettingsWindow {
     /// Draws the window while it is open. Keys, jobs at once and base URLs
     /// update `setup` (which rebuilds that provider); everything but keys
-    /// is also saved to the settings file through `prefs`.
+    /// is also saved to the settings file through `prefs`. `local` draws
+    /// the "Local engine" section.
     pub fn settings_ui(
         &mut self,
         ctx: &egui::Context,
         setup: &mut ProviderSetup,
         prefs: &mut Preferences,
+        local: &mut LocalPanel,
     ) {
         prefs.receive_saves();
         self.receive_folder_pick(prefs);
@@ -355,7 +358,7 @@ impl SettingsWindow {
                 .min_width(460.0)
                 .pivot(egui::Align2::CENTER_CENTER)
                 .default_pos(ctx.content_rect().center())
-                .show(ctx, |ui| self.contents_ui(ui, setup, prefs));
+                .show(ctx, |ui| self.contents_ui(ui, setup, prefs, local));
         }
         if !open {
             self.close();
@@ -380,9 +383,13 @@ impl SettingsWindow {
         ui: &mut egui::Ui,
         setup: &mut ProviderSetup,
         prefs: &mut Preferences,
+        local: &mut LocalPanel,
     ) {
         ui.spacing_mut().item_spacing.y = 6.0;
         self.keys_ui(ui, setup);
+
+        ui.add_space(10.0);
+        local.settings_section_ui(ui);
 
         ui.add_space(10.0);
         self.new_batches_ui(ui, prefs);
@@ -460,8 +467,11 @@ impl SettingsWindow {
                 .wrap(),
             );
         }
+        // The local engine needs no key; it has a section of its own.
         for id in ProviderId::ALL {
-            self.provider_keys_ui(ui, setup, id);
+            if !id.info().credentials.is_empty() {
+                self.provider_keys_ui(ui, setup, id);
+            }
         }
     }
 
@@ -1561,12 +1571,22 @@ mod tests {
         window: SettingsWindow,
         setup: ProviderSetup,
         prefs: Preferences,
+        local: LocalPanel,
         _engine: EngineHandle,
         _runtime: tokio::runtime::Runtime,
+        _data_dir: tempfile::TempDir,
     }
 
     fn open_settings() -> Harness<'static, Fixture> {
         let (setup, engine, runtime) = test_setup(Arc::new(|_: &str| None));
+        let data_dir = tempfile::tempdir().unwrap();
+        let data_path = data_dir.path().display().to_string();
+        let local = LocalPanel::new(
+            &|name: &str| (name == "CUTOUT_DATA_DIR").then(|| data_path.clone()),
+            crate::providers::RetryPolicy::default(),
+            runtime.handle().clone(),
+            Arc::new(|| {}),
+        );
         let fixture = Fixture {
             window: SettingsWindow {
                 open: true,
@@ -1574,8 +1594,10 @@ mod tests {
             },
             setup,
             prefs: Preferences::default(),
+            local,
             _engine: engine,
             _runtime: runtime,
+            _data_dir: data_dir,
         };
         // The app draws ✔, ⚠ and 👁 with the desktop's fonts; the harness
         // has only egui's bundled font, so it may draw tofu for them.
@@ -1586,7 +1608,9 @@ mod tests {
                 |ui, f: &mut Fixture| {
                     let ctx = ui.ctx().clone();
                     f.setup.receive();
-                    f.window.settings_ui(&ctx, &mut f.setup, &mut f.prefs);
+                    f.local.receive(&ctx);
+                    f.window
+                        .settings_ui(&ctx, &mut f.setup, &mut f.prefs, &mut f.local);
                 },
                 fixture,
             );

@@ -555,6 +555,9 @@ impl ProviderSetup {
             endpoints,
             credentials: self.credentials(id),
             http: self.http.clone(),
+            data_dir: crate::paths::AppDirs::resolve(&lookup)
+                .ok()
+                .map(|dirs| dirs.data_dir().to_owned()),
         })
     }
 

@@ -120,7 +120,7 @@ fn model_ids(provider: &Value) -> Vec<String> {
 }
 
 #[test]
-fn providers_json_lists_the_four_providers_with_their_models() {
+fn providers_json_lists_the_five_providers_with_their_models() {
     let ws = Workspace::new();
 
     let run = ws.command(["providers", "--json"]).run();
@@ -131,7 +131,13 @@ fn providers_json_lists_the_four_providers_with_their_models() {
     ids.sort();
     assert_eq!(
         ids,
-        ["removebg", "removebgvideo", "removit", "uploadcare"],
+        [
+            "local",
+            "removebg",
+            "removebgvideo",
+            "removit",
+            "uploadcare"
+        ],
         "{run}"
     );
     for provider in &list {
@@ -143,6 +149,11 @@ fn providers_json_lists_the_four_providers_with_their_models() {
     }
     let models_of = |id: &str| model_ids(list.iter().find(|p| p["id"] == id).expect("listed"));
     assert!(models_of("removebg").contains(&"auto".to_owned()), "{run}");
+    assert_eq!(models_of("local")[0], "isnet-general-use", "{run}");
+    assert!(
+        !models_of("local").contains(&"bria-rmbg".to_owned()),
+        "non-commercial models are not offered by default\n{run}"
+    );
     assert!(
         models_of("removebgvideo").contains(&"original".to_owned()),
         "{run}"

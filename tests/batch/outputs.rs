@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::fakes::removebg::{self, FakeRemoveBg};
 use crate::fakes::removit::{self, FakeRemovit};
-use crate::fakes::{Fake, PHOTO_SIZE};
+use crate::fakes::{self, Fake, PHOTO_SIZE};
 use crate::harness::{Workspace, assert_cutout_png};
 
 /// How the CLI names a result it is still writing.
@@ -294,4 +294,89 @@ fn a_marketplace_square_is_cropped_to_the_product_on_white() {
         centre.0.iter().any(|&c| c < 200),
         "the product fills the middle: {centre:?}"
     );
+}
+
+#[test]
+fn refined_edges_drop_a_speck_and_take_the_old_backdrop_out_of_soft_pixels() {
+    let fake = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let (width, height) = PHOTO_SIZE;
+    // A red ball with a soft, out-of-focus edge on a light backdrop, and a
+    // fleck of dust far from it, which the fake's cut-out keeps as a speck.
+    let (red, backdrop) = ([220.0, 30.0, 30.0], [238.0, 236.0, 230.0]);
+    let fleck = [(20, 30), (21, 30), (20, 31), (21, 31)];
+    let photo = image::RgbImage::from_fn(width, height, |x, y| {
+        if fleck.contains(&(x, y)) {
+            return image::Rgb([60, 60, 60]);
+        }
+        let r = (x as f32 - 160.0).hypot(y as f32 - 120.0);
+        let t = ((60.0 - r) / 25.0 + 0.5).clamp(0.0, 1.0);
+        image::Rgb([0, 1, 2].map(|c| (t * red[c] + (1.0 - t) * backdrop[c]).round() as u8))
+    });
+    let path = ws.file("ball.png", b"");
+    photo.save(&path).expect("write the photo");
+    let delivered = fakes::cut_out(&photo);
+    assert_eq!(
+        delivered.get_pixel(20, 30)[3],
+        255,
+        "the fake keeps the fleck"
+    );
+
+    let run = ws
+        .batch_on(&fake)
+        .args(["--decontaminate", "--remove-speckles"])
+        .arg(&path)
+        .run();
+
+    run.assert_code(0);
+    assert_eq!(ws.out_files(), ["ball.png"], "{run}");
+    let refined = image::open(ws.out_path("ball.png"))
+        .expect("decode the result")
+        .into_rgba8();
+    assert_eq!(refined.dimensions(), PHOTO_SIZE);
+    for (x, y) in fleck {
+        assert_eq!(
+            refined.get_pixel(x, y)[3],
+            0,
+            "the fleck at ({x}, {y}) is gone"
+        );
+    }
+    // The fake keeps the photo's colours, part backdrop at the soft edge
+    // (I = αF + (1−α)B), so the edge shows a pale halo; the recovered
+    // colours there are the nearby subject's (the fake's opaque rim is pink
+    // itself, so about twice as far from the backdrop). Opaque pixels are
+    // kept as they were.
+    let from_backdrop = |p: &image::Rgba<u8>| {
+        (0..3)
+            .map(|c| (f32::from(p[c]) - backdrop[c]).powi(2))
+            .sum::<f32>()
+            .sqrt()
+    };
+    let (mut soft, mut before, mut after) = (0, 0.0, 0.0);
+    for (x, y, pixel) in delivered.enumerate_pixels() {
+        let result = refined.get_pixel(x, y);
+        match pixel[3] {
+            255 if !fleck.contains(&(x, y)) => {
+                assert_eq!(result, pixel, "opaque ({x}, {y}) is kept")
+            }
+            1..255 => {
+                assert_eq!(result[3], pixel[3], "alpha is kept");
+                assert!(
+                    result[1] <= pixel[1] && result[2] <= pixel[2],
+                    "({x}, {y}) is no paler: {result:?}, was {pixel:?}"
+                );
+                before += from_backdrop(pixel);
+                after += from_backdrop(result);
+                soft += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        after > 2.0 * before,
+        "soft pixels are the ball's colour, not the backdrop's: {} → {} from it on average",
+        before / soft as f32,
+        after / soft as f32
+    );
+    assert!(soft > 100, "the ball has a soft edge: {soft} pixels");
 }

@@ -14,6 +14,7 @@
 // does not matter in a test server.
 #![allow(clippy::result_large_err)]
 
+pub mod models;
 pub mod removebg;
 pub mod removebgvideo;
 pub mod removit;
