@@ -190,6 +190,10 @@ fn chosen(id: ProviderId, credential: Option<&str>) -> Result<&'static Credentia
         (Some(credential), _) => {
             credential_spec(id, credential).map_err(|e| UsageError::new(e.to_string()))
         }
+        (None, []) => Err(UsageError::new(format!(
+            "{} needs no key: it runs on this computer",
+            id.info().name
+        ))),
         (None, [only]) => Ok(only),
         (None, several) => {
             let choices: Vec<_> = several
