@@ -473,7 +473,8 @@ fn valid_name(name: &str) -> Result<(), String> {
 }
 
 /// A valid name made from a file's name: `My Shoes v2.onnx` → `my-shoes-v2`.
-fn name_from_file(path: &Path) -> String {
+/// Public so the window can fill in the same name the import will use.
+pub fn name_from_file(path: &Path) -> String {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_lowercase())
@@ -716,6 +717,14 @@ mod tests {
         assert!(!store.dir().join("up.onnx").exists());
         assert_eq!(name_from_file(Path::new("../Été 2024!.onnx")), "t-2024");
         assert_eq!(name_from_file(Path::new("---.onnx")), "model");
+        assert_eq!(
+            name_from_file(Path::new("/m/My Model (v2).onnx")),
+            "my-model-v2"
+        );
+        assert_eq!(
+            name_from_file(Path::new("isnet_fine.tuned.onnx")),
+            "isnet_fine.tuned"
+        );
     }
 
     #[test]

@@ -270,7 +270,7 @@ impl LocalPanel {
                 match path {
                     Some(path) => {
                         if self.import.name.trim().is_empty() {
-                            self.import.name = name_from_path(&path);
+                            self.import.name = crate::local::models::name_from_file(&path);
                         }
                         self.import.path = path.display().to_string();
                         self.import_outcome = None;
@@ -1077,25 +1077,6 @@ fn family_help(family: ModelFamily) -> &'static str {
     }
 }
 
-/// A name for an imported model from its file: "My Model (v2).onnx" →
-/// "my-model-v2".
-fn name_from_path(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let mut name = String::new();
-    for c in stem.chars() {
-        let keep = c.is_ascii_lowercase() || c.is_ascii_digit() || "_.".contains(c);
-        if keep {
-            name.push(c);
-        } else if !name.is_empty() && !name.ends_with('-') {
-            name.push('-');
-        }
-    }
-    name.trim_end_matches('-').chars().take(64).collect()
-}
-
 /// The import error in the window's words: the store speaks of the
 /// command line's flags.
 fn import_error_text(message: &str) -> String {
@@ -1359,18 +1340,6 @@ mod tests {
         let (note, good) = engine_note(&tract, "u2netp");
         assert!(!good);
         assert!(note.contains("Settings can install ONNX Runtime"), "{note}");
-    }
-
-    #[test]
-    fn an_imported_model_is_named_after_its_file_in_the_allowed_characters() {
-        assert_eq!(
-            name_from_path(Path::new("/m/My Model (v2).onnx")),
-            "my-model-v2"
-        );
-        assert_eq!(
-            name_from_path(Path::new("isnet_fine.tuned.onnx")),
-            "isnet_fine.tuned"
-        );
     }
 
     #[test]
