@@ -4,9 +4,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod imaging;
 pub mod jobs;
 pub mod local;
+pub mod logging;
 pub mod paths;
 pub mod providers;
 pub mod secrets;

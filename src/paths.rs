@@ -1,8 +1,9 @@
 //! Where Cutout keeps its files on this machine: the settings file in the
-//! platform's config directory, the job history (and, later, models and
-//! logs) in its data directory. `CUTOUT_CONFIG_DIR` and `CUTOUT_DATA_DIR`
-//! override both, for portable installs and so tests never touch a real
-//! user's files.
+//! platform's config directory, the job history and models in its data
+//! directory, and the log files where the platform keeps logs.
+//! `CUTOUT_CONFIG_DIR` and `CUTOUT_DATA_DIR` override them (logs then go
+//! in the data directory's `logs` folder), for portable installs and so
+//! tests never touch a real user's files.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ pub struct NoHomeDir;
 pub struct AppDirs {
     config_dir: PathBuf,
     data_dir: PathBuf,
+    log_dir: PathBuf,
 }
 
 impl AppDirs {
@@ -39,15 +41,22 @@ impl AppDirs {
             return Ok(AppDirs::at(config_dir.clone(), data_dir.clone()));
         }
         let project = directories::ProjectDirs::from("", "", "Cutout").ok_or(NoHomeDir)?;
+        let log_dir = match &data_override {
+            Some(data_dir) => data_dir.join("logs"),
+            None => platform_log_dir(&project),
+        };
         Ok(AppDirs {
             config_dir: config_override.unwrap_or_else(|| project.config_dir().to_owned()),
             data_dir: data_override.unwrap_or_else(|| project.data_dir().to_owned()),
+            log_dir,
         })
     }
 
-    /// Fixed directories, for tests and for callers that already know them.
+    /// Fixed directories, for tests and for callers that already know them;
+    /// logs go in the data directory's `logs` folder.
     pub fn at(config_dir: PathBuf, data_dir: PathBuf) -> AppDirs {
         AppDirs {
+            log_dir: data_dir.join("logs"),
             config_dir,
             data_dir,
         }
@@ -72,6 +81,32 @@ impl AppDirs {
     pub fn history_file(&self) -> PathBuf {
         self.data_dir.join("history.sqlite3")
     }
+
+    /// The folder of rotating log files, the one "Open logs folder" shows.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+}
+
+/// Where each platform's own tools look for an app's logs: the XDG state
+/// directory on Linux (`~/.local/state/cutout/logs`), `~/Library/Logs/Cutout`
+/// on macOS (where Console.app lists them), and the local, not roaming,
+/// app data on Windows (`%LOCALAPPDATA%\Cutout\logs`).
+fn platform_log_dir(project: &directories::ProjectDirs) -> PathBuf {
+    if cfg!(target_os = "macos")
+        && let Some(base) = directories::BaseDirs::new()
+    {
+        return base.home_dir().join("Library").join("Logs").join("Cutout");
+    }
+    if cfg!(target_os = "windows")
+        && let Some(local) = project.data_local_dir().parent()
+    {
+        return local.join("logs");
+    }
+    project
+        .state_dir()
+        .unwrap_or_else(|| project.data_local_dir())
+        .join("logs")
 }
 
 #[cfg(test)]
@@ -88,5 +123,6 @@ mod tests {
         let dirs = AppDirs::resolve(&lookup).unwrap();
         assert_eq!(dirs.settings_file(), Path::new("/tmp/cfg/settings.toml"));
         assert_eq!(dirs.history_file(), Path::new("/tmp/data/history.sqlite3"));
+        assert_eq!(dirs.log_dir(), Path::new("/tmp/data/logs"));
     }
 }

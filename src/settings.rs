@@ -186,6 +186,9 @@ impl ProviderSettings {
 pub struct Appearance {
     /// Light, dark or the desktop's choice.
     pub theme: Theme,
+    /// Whether the first-run welcome was seen (finished or skipped), so it
+    /// never opens again unless asked for from the Help menu.
+    pub welcome_seen: bool,
 }
 
 /// The colour scheme. Kept free of egui so the settings load without a
@@ -511,7 +514,7 @@ fn looks_secret(key: &str) -> bool {
 fn section_of(key: &str) -> Option<&'static str> {
     match key {
         "folder" | "format" | "background" | "naming" => Some("[output]"),
-        "theme" => Some("[appearance]"),
+        "theme" | "welcome_seen" => Some("[appearance]"),
         "concurrency" | "base_urls" => Some("[providers.<provider>]"),
         "image_file" | "image_url" | "video_file" | "video_url" => Some("[defaults]"),
         "canvas" | "crop" | "anchor" | "scale" | "padding" | "shadow" | "quality" => {
@@ -938,7 +941,17 @@ impl Reader {
                         Err(_) => self.report(value.span(), invalid(&quote(text))),
                     }
                 }
-                _ => self.unknown(key, "[appearance]", "use theme"),
+                "welcome_seen" => match value.get_ref() {
+                    DeValue::Boolean(seen) => appearance.welcome_seen = *seen,
+                    other => self.report(
+                        value.span(),
+                        format!(
+                            "welcome_seen must be true or false, not {}; using false",
+                            describe(other)
+                        ),
+                    ),
+                },
+                _ => self.unknown(key, "[appearance]", "use theme or welcome_seen"),
             }
         }
     }
@@ -1379,6 +1392,8 @@ struct ProviderOut<'a> {
 #[derive(Serialize)]
 struct AppearanceOut {
     theme: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    welcome_seen: bool,
 }
 
 /// Writes the file's form; [`Settings::load`] reads it back. There is no
@@ -1444,6 +1459,7 @@ impl Serialize for Settings {
             providers,
             appearance: AppearanceOut {
                 theme: self.appearance.theme.as_str(),
+                welcome_seen: self.appearance.welcome_seen,
             },
             presets,
         }
@@ -1835,6 +1851,28 @@ base_urls.url = "https://proxy.example.com/v1.0"
         );
         assert!(s.base_urls(ProviderId::Uploadcare).is_empty());
         assert_eq!(s.appearance.theme, Theme::Light);
+    }
+
+    #[test]
+    fn the_welcome_once_seen_stays_seen_and_a_bad_value_means_not_seen() {
+        let mut settings = Settings::default();
+        assert!(!settings.appearance.welcome_seen);
+        let unseen = toml::to_string(&settings).unwrap();
+        assert!(!unseen.contains("welcome_seen"), "{unseen}");
+        settings.appearance.welcome_seen = true;
+        let text = toml::to_string(&settings).unwrap();
+        let loaded = parse(&text);
+        assert_eq!(messages(&loaded), Vec::<String>::new());
+        assert!(loaded.settings.appearance.welcome_seen, "{text}");
+
+        let loaded = parse("[appearance]\nwelcome_seen = \"yes\"\n");
+        assert!(!loaded.settings.appearance.welcome_seen);
+        assert_eq!(messages(&loaded).len(), 1, "{:?}", messages(&loaded));
+        assert!(
+            messages(&loaded)[0].contains("welcome_seen must be true or false"),
+            "{:?}",
+            messages(&loaded)
+        );
     }
 
     #[test]

@@ -84,6 +84,25 @@ impl Window {
         vars: Vec<(&'static str, String)>,
         earlier: impl FnOnce(&Path),
     ) -> Window {
+        Window::start(test, vars, earlier, false)
+    }
+
+    /// Opens the window as Cutout starts for a real user: with the
+    /// first-run welcome when the settings have not recorded it as seen.
+    fn open_first_run(
+        test: &str,
+        vars: Vec<(&'static str, String)>,
+        earlier: impl FnOnce(&Path),
+    ) -> Window {
+        Window::start(test, vars, earlier, true)
+    }
+
+    fn start(
+        test: &str,
+        vars: Vec<(&'static str, String)>,
+        earlier: impl FnOnce(&Path),
+        offer_welcome: bool,
+    ) -> Window {
         let dir = WorkDir::new(test);
         earlier(dir.path());
         let mut env: HashMap<String, String> =
@@ -103,6 +122,7 @@ impl Window {
             files: Vec::new(),
             env: Arc::new(move |name: &str| env.get(name).cloned()),
             out_dir: (!own_settings).then(|| dir.path().join("out")),
+            offer_welcome,
         };
         let harness = Harness::builder()
             .with_size([1280.0, 800.0])
@@ -959,4 +979,144 @@ fn jpeg_without_a_background_stops_start_until_a_preset_from_the_settings_file_f
     let saved = settings_file_saying(&mut window, "[presets.Shop]");
     assert!(saved.contains("canvas = \"square:2000\""), "{saved}");
     assert!(saved.contains("decontaminate = true"), "{saved}");
+}
+
+#[test]
+fn the_first_run_welcome_sets_the_default_service_and_comes_back_only_from_help() {
+    let test = "first_run_welcome";
+    let mut window = Window::open_first_run(test, Vec::new(), |_| {});
+    window.wait_for("the welcome", |h| {
+        Window::shows_exactly(h, "Welcome to Cutout")
+    });
+    assert!(window.shows("Free and private") > 0);
+    assert!(window.shows("Best quality, uses credits") > 0);
+    assert!(window.shows("Download the model now") > 0);
+    window.snapshot("welcome");
+
+    window.harness.get_by_label("☁ A cloud service").click();
+    window.harness.run_steps(2);
+    let cloud = ProviderId::Uploadcare;
+    assert!(
+        window.shows(cloud.info().summary) > 0,
+        "the first cloud service is explained"
+    );
+    assert_eq!(
+        window
+            .harness
+            .get_all_by_role(egui::accesskit::Role::PasswordInput)
+            .count(),
+        cloud.info().credentials.len(),
+        "its key fields are offered"
+    );
+    window.click("Start using Cutout ▶");
+    let saved = settings_file_saying(&mut window, "welcome_seen = true");
+    assert!(saved.contains("uploadcare"), "{saved}");
+    assert_eq!(window.shows("Welcome to Cutout"), 0);
+    assert!(window.shows("Drop product photos or whole folders here") > 0);
+    drop(window);
+
+    // The next start goes straight to the drop zone, with the service
+    // picked; Help brings the welcome back on request.
+    let mut window = Window::open_first_run(test, Vec::new(), |dir| {
+        let config = Path::new(&config_dir(dir)).to_owned();
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(config.join("settings.toml"), &saved).unwrap();
+    });
+    window.harness.run_steps(5);
+    assert_eq!(window.shows("Welcome to Cutout"), 0);
+    assert!(
+        window
+            .harness
+            .query_all_by_value(cloud.info().name)
+            .next()
+            .is_some(),
+        "the side panel starts with the service picked"
+    );
+    window.click("？ Help");
+    window.click("Welcome…");
+    window.wait_for("the welcome again", |h| {
+        Window::shows_exactly(h, "Welcome to Cutout")
+    });
+    window.click("Skip");
+    assert_eq!(window.shows("Welcome to Cutout"), 0);
+}
+
+#[test]
+fn the_welcome_fetches_the_local_model_and_explains_a_download_that_fails_its_check() {
+    let host = fakes::models::FakeFileHost::start(b"<html>not a model</html>".to_vec());
+    let mut window = Window::open_first_run(
+        "welcome_model_download",
+        vec![("CUTOUT_LOCAL_MODELS_URL", host.url())],
+        |_| {},
+    );
+    window.wait_for("the welcome", |h| {
+        Window::shows_exactly(h, "Welcome to Cutout")
+    });
+    window
+        .harness
+        .query_all_by_label_contains("Download the model now")
+        .next()
+        .unwrap()
+        .click();
+    window.wait_for("the download's end", |h| {
+        h.query_all_by_label_contains("was not downloaded")
+            .next()
+            .is_some()
+    });
+    let said: String = window
+        .harness
+        .query_all_by_label_contains("was not downloaded")
+        .filter_map(|node| node.accesskit_node().value())
+        .collect();
+    assert!(
+        said.contains("damaged or replaced") && said.contains("it was deleted, try again"),
+        "{said}"
+    );
+    assert_eq!(host.paths().len(), 1, "{:?}", host.paths());
+    assert!(host.paths()[0].ends_with(".onnx"), "{:?}", host.paths());
+    let models = Path::new(&data_dir(window.dir.path())).join("models");
+    // Only the download lock file (shared with other Cutout processes) stays.
+    let left: Vec<_> = walk(&models)
+        .into_iter()
+        .filter(|path| path.extension().is_none_or(|ext| ext != "lock"))
+        .collect();
+    assert!(left.is_empty(), "nothing half-downloaded is kept: {left:?}");
+}
+
+#[test]
+fn copy_diagnostics_puts_a_report_with_no_key_on_the_clipboard() {
+    let (_fake, env) = removebg(Script::default());
+    let key = env
+        .iter()
+        .find(|(name, _)| *name == "CUTOUT_REMOVEBG_KEY")
+        .map(|(_, key)| key.clone())
+        .unwrap();
+    let mut window = Window::open("copy_diagnostics", env);
+    window.harness.run_steps(3);
+    window.click("？ Help");
+    // The copy is in the output of the frame that handles the click.
+    window.harness.get_by_label("Copy diagnostics").click();
+    window.harness.step();
+    let copied: Vec<String> = window
+        .harness
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|command| match command {
+            egui::OutputCommand::CopyText(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    let report = &copied[0];
+    assert!(report.starts_with("Cutout diagnostics (window"), "{report}");
+    assert!(
+        report.contains("remove.bg (removebg): ready, key from"),
+        "{report}"
+    );
+    assert!(report.contains("Jobs this session: 0 queued"), "{report}");
+    assert!(!report.contains(&key), "the key never leaves: {report}");
+    window.harness.run_steps(2);
+    assert!(window.shows("Diagnostics copied") > 0);
 }

@@ -1,5 +1,5 @@
-//! The headless front end: `cutout batch`, `cutout providers` and
-//! `cutout health`. It turns arguments into engine commands and engine
+//! The headless front end: `cutout batch`, `cutout providers`,
+//! `cutout health` and the rest. It turns arguments into engine commands and engine
 //! events into terminal output (a progress bar and a line per file) or JSON
 //! lines for scripts. Like the window, it never touches job state itself.
 
@@ -9,6 +9,7 @@ mod info;
 mod keys;
 mod models;
 mod report;
+mod support;
 
 use std::process::ExitCode;
 
@@ -91,6 +92,23 @@ pub enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a report for support requests: versions, folders, the local
+    /// engine and each provider's set-up. API keys are never included.
+    Diagnostics,
+    /// Print the shell completion script for SHELL; e.g. for bash:
+    /// `cutout completions bash > ~/.local/share/bash-completion/completions/cutout`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (`cutout man | man -l -`).
+    Man {
+        /// Write `cutout.1` and one page per subcommand into this folder
+        /// instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// A problem with the arguments or configuration: reported, exit 2.
@@ -119,7 +137,13 @@ impl UsageError {
 /// Runs the command line and returns the process exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Generated text goes to stdout with no side effects; everything else
+    // also logs to the day's log file.
+    let to_file = !matches!(
+        cli.command,
+        Some(CliCommand::Completions { .. } | CliCommand::Man { .. })
+    );
+    let _logging = crate::logging::init(&process_env, to_file);
     let outcome = match cli.command {
         None => return open_window(cli.files),
         Some(CliCommand::Providers { json }) => info::print_providers(json),
@@ -134,6 +158,9 @@ pub fn main() -> ExitCode {
         Some(CliCommand::Resume(args)) => {
             runtime().and_then(|rt| rt.block_on(history::resume(args)))
         }
+        Some(CliCommand::Diagnostics) => support::print_diagnostics(),
+        Some(CliCommand::Completions { shell }) => support::print_completions(shell),
+        Some(CliCommand::Man { dir }) => support::print_man_page(dir.as_deref()),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -156,15 +183,6 @@ fn open_window(files: Vec<std::path::PathBuf>) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOUT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {

@@ -660,6 +660,7 @@ impl Engine {
                 );
                 entry.job.state = next;
                 let job = entry.job.clone();
+                log_state(&job);
                 self.persist(id, Persist::Changed);
                 self.publish(Event::Changed(job));
                 true
@@ -675,6 +676,28 @@ impl Engine {
         if self.events.send(event).is_ok() {
             (self.waker)();
         }
+    }
+}
+
+/// Puts the steps support asks about in the log file (see
+/// [`crate::logging`]): accepted by the provider, finished, failed,
+/// cancelled. Progress polls stay at debug, or a long batch would drown
+/// them. Only ids, providers, states and output paths are logged; inputs
+/// can be signed URLs, so they are not.
+fn log_state(job: &Job) {
+    let provider = job.provider;
+    match &job.state {
+        JobState::Submitted { remote_id } => {
+            tracing::info!(job = %job.id, %provider, %remote_id, "accepted by the provider");
+        }
+        JobState::Done { outputs } => {
+            tracing::info!(job = %job.id, %provider, ?outputs, "job done");
+        }
+        JobState::Failed { error, retryable } => {
+            tracing::warn!(job = %job.id, %provider, retryable, %error, "job failed");
+        }
+        JobState::Cancelled => tracing::info!(job = %job.id, %provider, "job cancelled"),
+        state => tracing::debug!(job = %job.id, %provider, ?state, "job state"),
     }
 }
 
@@ -733,7 +756,6 @@ impl JobTask {
                     Ok(outputs) => Transition::Finish { outputs },
                     Err(error) => {
                         let retryable = error.is_retryable();
-                        tracing::info!(job = %id, %error, "job failed");
                         Transition::Fail { error: error.to_string(), retryable }
                     }
                 },

@@ -4,7 +4,9 @@
 //! that differs per platform and per GPU, so it is looked for when the local
 //! engine first runs, in this order:
 //! 1. the file named by `ORT_DYLIB_PATH` (developers, CI, custom builds);
-//! 2. beside the `cutout` executable (how packages ship it);
+//! 2. where installers ship it ([`bundled_dirs`]): beside the `cutout`
+//!    executable, in `../lib/cutout` (.deb, AppImage) or `../Frameworks`
+//!    (macOS `.app`);
 //! 3. [`runtime_dir`] in Cutout's data directory (where
 //!    `cutout runtime install` puts it).
 //!
@@ -96,9 +98,9 @@ impl RuntimeStatus {
 }
 
 /// Where to look, in order: the environment variable's file, then the
-/// library files beside the executable, then those in [`runtime_dir`].
-/// Returns the files to try and every place looked at (for
-/// [`RuntimeStatus::NotFound`]).
+/// library files beside the executable and where the installers put them
+/// ([`bundled_dirs`]), then those in [`runtime_dir`]. Returns the files to
+/// try and every place looked at (for [`RuntimeStatus::NotFound`]).
 pub fn candidates(
     dylib_path: Option<&OsStr>,
     exe_dir: Option<&Path>,
@@ -113,12 +115,31 @@ pub fn candidates(
         }
         searched.push(path);
     }
+    let bundled = exe_dir.map(bundled_dirs).unwrap_or_default();
     let runtime = data_dir.map(runtime_dir);
-    for dir in [exe_dir, runtime.as_deref()].into_iter().flatten() {
+    for dir in bundled.iter().chain(runtime.as_ref()) {
         found.extend(libraries_in(dir));
-        searched.push(dir.to_owned());
+        searched.push(dir.clone());
     }
     (found, searched)
+}
+
+/// The folders an installed Cutout carries its own ONNX Runtime in, from
+/// the executable's folder: beside it (Windows, a portable copy), then
+/// `../lib/cutout` (the .deb and the AppImage keep libraries out of
+/// `/usr/bin`), then `../Frameworks` (inside the macOS `.app`). Only
+/// folders that exist are listed after the first, so the "looked in" list
+/// stays short on each platform.
+pub fn bundled_dirs(exe_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![exe_dir.to_owned()];
+    if let Some(prefix) = exe_dir.parent() {
+        for dir in [prefix.join("lib").join("cutout"), prefix.join("Frameworks")] {
+            if dir.is_dir() {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs
 }
 
 /// The ONNX Runtime library files in `dir`, the plain name first, then
@@ -351,6 +372,23 @@ mod tests {
             candidates(Some(named.as_os_str()), Some(&exe_dir), Some(&data_dir));
         assert_eq!(found, vec![named.clone(), beside, installed]);
         assert_eq!(searched, vec![named, exe_dir, runtime]);
+    }
+
+    #[test]
+    fn an_installed_cutout_finds_the_library_its_package_put_in_lib_cutout_or_frameworks() {
+        let root = tempfile::tempdir().unwrap();
+        let exe_dir = root.path().join("usr").join("bin");
+        let packaged = root.path().join("usr").join("lib").join("cutout");
+        let frameworks = root.path().join("usr").join("Frameworks");
+        std::fs::create_dir_all(&exe_dir).unwrap();
+        std::fs::create_dir_all(&packaged).unwrap();
+        std::fs::create_dir_all(&frameworks).unwrap();
+        let library = packaged.join(platform_name(Some("1.32.0")));
+        std::fs::write(&library, b"x").unwrap();
+
+        let (found, searched) = candidates(None, Some(&exe_dir), None);
+        assert_eq!(found, vec![library]);
+        assert_eq!(searched, vec![exe_dir, packaged, frameworks]);
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl HttpClient {
                 return Err(error);
             }
             let delay = self.policy.delay(attempt, retry_after);
-            tracing::debug!(call = call.what, attempt, ?delay, %error, "retrying");
+            tracing::info!(call = call.what, attempt, ?delay, %error, "retrying");
             tokio::time::sleep(delay).await;
         }
     }
@@ -489,7 +489,7 @@ impl HttpClient {
                 return Err(error);
             }
             let delay = self.policy.delay(attempt, retry_after);
-            tracing::debug!(attempt, ?delay, %error, "retrying download");
+            tracing::info!(attempt, ?delay, %error, "retrying download");
             tokio::time::sleep(delay).await;
         }
     }

@@ -4,7 +4,7 @@
 //! downloads the model on first use, runs it and answers with the cut-out's
 //! pixels, which the engine composes and encodes like any other result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
@@ -72,6 +72,9 @@ const fn offered_models() -> [ModelInfo; offered_count()] {
 
 /// What the local engine offers. Input limits are Cutout's own decoder's:
 /// any image it opens, at any size the decoder allows.
+/// The endpoint id of the address catalogue models are downloaded from.
+pub const MODELS_URL_ENDPOINT: &str = "models_url";
+
 pub static INFO: ProviderInfo = ProviderInfo {
     id: ProviderId::Local,
     name: "Local (this computer)",
@@ -97,7 +100,7 @@ pub static INFO: ProviderInfo = ProviderInfo {
     accepts: &[InputKind::ImageFile],
     credentials: &[],
     endpoints: &[EndpointSpec {
-        id: "models_url",
+        id: MODELS_URL_ENDPOINT,
         env_var: "CUTOUT_LOCAL_MODELS_URL",
         default: Some(catalogue::DEFAULT_MODELS_URL),
     }],
@@ -183,7 +186,7 @@ impl DownloadBoard {
 /// The model store for `data_dir`, one per process, so every provider built
 /// over it (the window rebuilds providers when settings change) shares one
 /// download per model.
-fn shared_store(data_dir: &std::path::Path) -> Arc<ModelStore> {
+fn shared_store(data_dir: &Path) -> Arc<ModelStore> {
     static STORES: Mutex<Vec<Arc<ModelStore>>> = Mutex::new(Vec::new());
     let mut stores = STORES.lock().unwrap_or_else(|p| p.into_inner());
     let models_dir = ModelStore::new(data_dir).dir().to_owned();
@@ -215,7 +218,7 @@ impl Local {
                 "the local provider needs Cutout's data folder for its models".to_owned(),
             )
         })?;
-        let models_url = config.endpoint("models_url")?;
+        let models_url = config.endpoint(MODELS_URL_ENDPOINT)?;
         Ok(Local {
             engine: LocalEngine::shared(),
             store: shared_store(&data_dir),
@@ -260,18 +263,50 @@ impl Local {
     }
 
     async fn download(&self, model: &'static CatalogueModel) -> Result<(), LocalError> {
-        let board = DownloadBoard::global();
-        let progress = |progress: DownloadProgress| board.update(model.id, progress);
         // A cancelled job drops this future, which stops the download and
         // keeps its part file for the next try; nothing else cancels it.
         let never = tokio_util::sync::CancellationToken::new();
-        let result = self
-            .store
-            .download(&self.downloader, &self.models_url, model, &progress, &never)
-            .await;
-        board.finished(model.id);
-        result.map(drop)
+        download_shared(
+            &self.store,
+            &self.downloader,
+            &self.models_url,
+            model,
+            &never,
+        )
+        .await
+        .map(drop)
     }
+}
+
+/// Downloads a catalogue model into the store every provider over
+/// `data_dir` shares, with its progress on the [`DownloadBoard`]: what the
+/// window's "Download the model now" runs, so a job that needs the same
+/// model meanwhile waits for this download instead of starting another.
+pub async fn download_model(
+    data_dir: &Path,
+    models_url: &Url,
+    downloader: &Downloader,
+    model: &'static CatalogueModel,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<PathBuf, LocalError> {
+    let store = shared_store(data_dir);
+    download_shared(&store, downloader, models_url, model, cancel).await
+}
+
+async fn download_shared(
+    store: &ModelStore,
+    downloader: &Downloader,
+    models_url: &Url,
+    model: &'static CatalogueModel,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<PathBuf, LocalError> {
+    let board = DownloadBoard::global();
+    let progress = |progress: DownloadProgress| board.update(model.id, progress);
+    let result = store
+        .download(downloader, models_url, model, &progress, cancel)
+        .await;
+    board.finished(model.id);
+    result
 }
 
 #[async_trait]

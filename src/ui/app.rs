@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use egui::{Key, KeyboardShortcut, Modifiers, RichText};
 
 use crate::config;
+use crate::diagnostics::{self, Facts, Folders, ProviderFacts};
 use crate::jobs::inputs::Skipped;
 use crate::jobs::job::{JobId, JobState};
 use crate::jobs::store::{JobStore, RestoredJob};
@@ -19,8 +20,9 @@ use crate::jobs::{
     Command, CommandSender, Engine, EngineConfig, EngineHandle, Event, JobSettings, NewJob,
 };
 use crate::paths::AppDirs;
-use crate::providers::HttpClient;
+use crate::providers::{HttpClient, ProviderId};
 use crate::secrets::Keychain;
+use crate::settings::DefaultChoice;
 use crate::ui::form::{FormAction, JobForm};
 use crate::ui::history::{HistoryAction, HistoryWindow};
 use crate::ui::intake::{Intake, IntakeWorker};
@@ -28,9 +30,10 @@ use crate::ui::local::LocalPanel;
 use crate::ui::preview::PreviewPanel;
 use crate::ui::queue::{QueuePanel, status_bar_ui};
 use crate::ui::selection::Selection;
-use crate::ui::settings::{Preferences, SettingsWindow};
-use crate::ui::setup::{Env, ProviderSetup, SetupParts, Waker};
+use crate::ui::settings::{Preferences, SettingsWindow, key_test_text};
+use crate::ui::setup::{Env, ProviderSetup, ProviderStatus, SetupParts, Waker};
 use crate::ui::view_model::QueueView;
+use crate::ui::welcome::{Welcome, WelcomeAction};
 
 /// How long one frame may spend applying engine events; the rest wait for
 /// the next frame, so a flood of events never makes the window stutter.
@@ -48,6 +51,9 @@ pub struct Startup {
     pub env: Env,
     /// The output folder to start with instead of the default one.
     pub out_dir: Option<PathBuf>,
+    /// Whether to show the first-run welcome when the settings say it was
+    /// never seen (tests that are not about it turn it off).
+    pub offer_welcome: bool,
 }
 
 impl Startup {
@@ -57,6 +63,7 @@ impl Startup {
             files,
             env: Arc::new(config::process_env),
             out_dir: None,
+            offer_welcome: true,
         }
     }
 }
@@ -105,6 +112,10 @@ pub struct CutoutApp {
     url_text: String,
     notices: Vec<Notice>,
     title: String,
+    /// The first-run welcome, also opened from Help.
+    welcome: Welcome,
+    /// Cutout's folders (the logs folder for Help), or why there are none.
+    dirs: Result<AppDirs, String>,
 }
 
 /// The job history as this session found it.
@@ -246,6 +257,9 @@ impl CutoutApp {
         let wake = ctx.clone();
         let mut intake = IntakeWorker::new(move || wake.request_repaint());
         intake.add_paths(startup.files);
+        let welcome =
+            Welcome::new(startup.offer_welcome && !prefs.settings().appearance.welcome_seen);
+        let dirs = AppDirs::resolve(&lookup).map_err(|e| e.to_string());
         Ok(CutoutApp {
             _runtime: runtime,
             engine,
@@ -269,6 +283,8 @@ impl CutoutApp {
             url_text: String::new(),
             notices,
             title: String::new(),
+            welcome,
+            dirs,
         })
     }
 
@@ -525,7 +541,7 @@ impl CutoutApp {
             let url_box = ui.add(
                 egui::TextEdit::singleline(&mut self.url_text)
                     .hint_text("Paste image or video URLs (Ctrl+V)")
-                    .desired_width((ui.available_width() - 300.0).max(160.0)),
+                    .desired_width((ui.available_width() - 380.0).max(160.0)),
             );
             let entered = url_box.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             let add = ui.add_enabled(
@@ -537,6 +553,7 @@ impl CutoutApp {
                 self.accept(intake);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                self.help_menu_ui(ui);
                 if ui.button("⚙ Settings").clicked() {
                     self.settings.open = true;
                 }
@@ -553,6 +570,141 @@ impl CutoutApp {
                 }
             });
         });
+    }
+
+    /// Help: the welcome again, the logs folder, diagnostics for support,
+    /// and the version.
+    fn help_menu_ui(&mut self, ui: &mut egui::Ui) {
+        ui.menu_button("？ Help", |ui| {
+            if ui
+                .button("Welcome…")
+                .on_hover_text("Choose who removes backgrounds: this computer or a cloud service")
+                .clicked()
+            {
+                self.welcome.reopen(self.form.provider);
+            }
+            ui.separator();
+            if ui
+                .button("Open logs folder")
+                .on_hover_text(
+                    "What Cutout did, day by day: attach these files to a support request",
+                )
+                .clicked()
+            {
+                self.open_logs_folder();
+            }
+            if ui
+                .button("Copy diagnostics")
+                .on_hover_text(
+                    "Copy versions, the local engine and each service's set-up, for a support \
+                     request. API keys are never included.",
+                )
+                .clicked()
+            {
+                ui.ctx().copy_text(self.diagnostics());
+                self.notices.push(Notice::text(
+                    "Diagnostics copied: paste them into your support request. They hold no API \
+                     keys."
+                        .to_owned(),
+                ));
+            }
+            ui.separator();
+            ui.label(RichText::new(format!("Cutout {}", env!("CARGO_PKG_VERSION"))).weak());
+        });
+    }
+
+    /// Shows the logs folder in the file manager, making it first if no log
+    /// was written yet.
+    fn open_logs_folder(&mut self) {
+        let dir = match &self.dirs {
+            Ok(dirs) => dirs.log_dir().to_owned(),
+            Err(why) => {
+                self.notices
+                    .push(Notice::text(format!("There is no logs folder: {why}")));
+                return;
+            }
+        };
+        let opened = std::fs::create_dir_all(&dir).and_then(|()| open::that_detached(&dir));
+        if let Err(e) = opened {
+            self.notices.push(Notice::text(format!(
+                "The logs folder could not be opened ({e}): {}",
+                dir.display()
+            )));
+        }
+    }
+
+    /// The support report: versions, folders, the local engine, each
+    /// provider's set-up and this session's queue. Never a key: the
+    /// providers contribute only their state.
+    fn diagnostics(&self) -> String {
+        let (engine, models) = self.local.diagnostics();
+        let providers = ProviderId::ALL
+            .into_iter()
+            .map(|id| {
+                let (ready, detail) = match self.setup.status(id) {
+                    ProviderStatus::Ready { .. } if id.info().credentials.is_empty() => {
+                        (true, "no key needed".to_owned())
+                    }
+                    ProviderStatus::Ready { key_source } => {
+                        (true, format!("key from {key_source}"))
+                    }
+                    ProviderStatus::NeedsSetup(what) => (false, what.clone()),
+                };
+                ProviderFacts {
+                    id,
+                    ready,
+                    detail,
+                    endpoints: self.setup.endpoints(id),
+                    key_test: self.setup.key_test(id).map(|test| key_test_text(test).0),
+                }
+            })
+            .collect();
+        let counts = self.queue.counts();
+        let facts = Facts {
+            front: "window",
+            folders: self
+                .dirs
+                .as_ref()
+                .map(|dirs| Folders {
+                    settings_file: dirs.settings_file(),
+                    data_dir: dirs.data_dir().to_owned(),
+                    log_dir: dirs.log_dir().to_owned(),
+                })
+                .map_err(Clone::clone),
+            keychain: match self.setup.keychain_status() {
+                Some(status) => diagnostics::keychain_words(status),
+                None => "still being checked".to_owned(),
+            },
+            engine,
+            models,
+            providers,
+            jobs: Some(format!(
+                "{} queued, {} running, {} done, {} failed, {} cancelled",
+                counts.queued, counts.active, counts.done, counts.failed, counts.cancelled
+            )),
+        };
+        diagnostics::report(&facts)
+    }
+
+    /// Records what the welcome decided: it was seen, and the provider
+    /// picked becomes the default for images and the side panel's choice.
+    fn finish_welcome(&mut self, action: WelcomeAction) {
+        let provider = match action {
+            WelcomeAction::Finish(provider) => Some(provider),
+            WelcomeAction::Skip => None,
+        };
+        self.prefs.edit(|s| {
+            s.appearance.welcome_seen = true;
+            if let Some(provider) = provider {
+                s.defaults.image_file = Some(DefaultChoice {
+                    provider,
+                    model: None,
+                });
+            }
+        });
+        if let Some(provider) = provider {
+            self.form.provider = provider;
+        }
     }
 
     /// The focused job's first result, for the layout preview.
@@ -839,6 +991,12 @@ impl eframe::App for CutoutApp {
         });
         self.settings
             .settings_ui(ui.ctx(), &mut self.setup, &mut self.prefs, &mut self.local);
+        if let Some(action) = self
+            .welcome
+            .welcome_ui(ui.ctx(), &mut self.setup, &mut self.local)
+        {
+            self.finish_welcome(action);
+        }
         for action in self.history.history_ui(ui.ctx()) {
             match action {
                 HistoryAction::RunAgain(job) => {

@@ -29,8 +29,8 @@ use crate::local::install::{self, RuntimeRelease};
 use crate::local::models::{CUSTOM_PREFIX, InstalledModel, ModelOrigin, ModelStore};
 use crate::local::runtime::RuntimeStatus;
 use crate::paths::AppDirs;
-use crate::providers::RetryPolicy;
 use crate::providers::local::DownloadBoard;
+use crate::providers::{ProviderId, RetryPolicy};
 use crate::ui::intake::DIALOG_UNAVAILABLE_WITHIN;
 use crate::ui::setup::Waker;
 
@@ -65,6 +65,11 @@ enum Reply {
     Installed(InstallEnd),
     /// Where the engine stands: which back-end, on what.
     Status(EngineStatus),
+    /// A model download asked for from the window ended.
+    Fetched {
+        id: &'static str,
+        result: Result<(), LocalError>,
+    },
 }
 
 /// How an ONNX Runtime installation ended.
@@ -134,6 +139,14 @@ pub struct LocalPanel {
     /// Where the ONNX Runtime build is downloaded from, or why the
     /// `CUTOUT_RUNTIME_URL` override is unusable.
     runtime_url: Result<Url, String>,
+    /// Where catalogue models are downloaded from (the local provider's
+    /// `models_url`), or why its override is unusable.
+    models_url: Result<Url, String>,
+    /// The model the window is downloading (not one a job started), and
+    /// how to stop it.
+    fetching: Option<(&'static str, CancellationToken)>,
+    /// How the last such download ended.
+    fetch_outcome: Option<Outcome>,
     retry: RetryPolicy,
     tokio: tokio::runtime::Handle,
     wake: Waker,
@@ -196,8 +209,19 @@ impl LocalPanel {
             }),
             None => Url::parse(install::DEFAULT_RUNTIME_URL).map_err(|e| e.to_string()),
         };
+        let models_url = crate::config::endpoints(ProviderId::Local, lookup)
+            .map_err(|e| e.to_string())
+            .and_then(|endpoints| {
+                endpoints
+                    .get(crate::providers::local::MODELS_URL_ENDPOINT)
+                    .cloned()
+                    .ok_or_else(|| "the local provider has no models address".to_owned())
+            });
         let (sender, replies) = mpsc::channel();
         let mut panel = LocalPanel {
+            models_url,
+            fetching: None,
+            fetch_outcome: None,
             store: data_dir
                 .as_ref()
                 .map(|dir| ModelStore::new(dir))
@@ -326,6 +350,17 @@ impl LocalPanel {
                         )));
                     }
                 }
+            }
+            Reply::Fetched { id, result } => {
+                self.fetching = None;
+                self.fetch_outcome = match result {
+                    Ok(()) => None,
+                    Err(LocalError::Cancelled) => Some(Outcome::problem(
+                        "Download stopped. Start it again to carry on where it stopped.".to_owned(),
+                    )),
+                    Err(why) => Some(Outcome::problem(format!("{id} was not downloaded: {why}"))),
+                };
+                self.list_models();
             }
             Reply::Status(status) => {
                 self.asking_status = false;
@@ -488,6 +523,115 @@ impl LocalPanel {
             .iter()
             .flatten()
             .filter(|m| matches!(m.origin, ModelOrigin::Imported { .. }))
+    }
+
+    /// Downloads the catalogue model `id` now, on the tokio runtime, so a
+    /// first batch does not start with a wait; its progress shows like a
+    /// job's download, and a job needing it meanwhile waits for it.
+    pub fn download_model(&mut self, id: &'static str) {
+        if self.fetching.is_some() {
+            return;
+        }
+        let (Some(data_dir), Some(model)) = (self.data_dir.clone(), catalogue::find(id)) else {
+            self.fetch_outcome = Some(Outcome::problem(match &self.store {
+                Err(why) => format!("Models cannot be kept on this machine: {why}"),
+                Ok(_) => format!("{id} is not a model Cutout knows"),
+            }));
+            return;
+        };
+        let url = match &self.models_url {
+            Ok(url) => url.clone(),
+            Err(why) => {
+                self.fetch_outcome = Some(Outcome::problem(why.clone()));
+                return;
+            }
+        };
+        let downloader = match Downloader::new(self.retry.clone()) {
+            Ok(downloader) => downloader,
+            Err(why) => {
+                self.fetch_outcome = Some(Outcome::problem(why.to_string()));
+                return;
+            }
+        };
+        let cancel = CancellationToken::new();
+        self.fetching = Some((model.id, cancel.clone()));
+        self.fetch_outcome = None;
+        let sender = self.sender.clone();
+        let wake = self.wake.clone();
+        self.tokio.spawn(async move {
+            let result = crate::providers::local::download_model(
+                &data_dir,
+                &url,
+                &downloader,
+                model,
+                &cancel,
+            )
+            .await
+            .map(drop);
+            let _ = sender.send(Reply::Fetched {
+                id: model.id,
+                result,
+            });
+            wake();
+        });
+    }
+
+    /// The model `id`'s download as a button, a progress bar with Stop, or
+    /// "ready": for the welcome, where a new user can fetch the default
+    /// model before the first batch.
+    pub fn model_download_ui(&mut self, ui: &mut egui::Ui, id: &'static str) {
+        let size = catalogue::find(id).map(approx_size).unwrap_or_default();
+        if let Some(model) = self.on_disk(id) {
+            ui.colored_label(
+                crate::ui::success_color(ui.visuals()),
+                format!(
+                    "✔ The model is on this computer ({}).",
+                    human_bytes(model.size_bytes)
+                ),
+            );
+            return;
+        }
+        let running = self.downloads.iter().find(|(running, _)| running == id);
+        match (running, &self.fetching) {
+            (Some((_, progress)), fetching) => {
+                download_ui(ui, &format!("model {id}"), progress);
+                if let Some((_, cancel)) = fetching
+                    && ui.button("Stop download").clicked()
+                {
+                    cancel.cancel();
+                }
+            }
+            (None, Some(_)) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Starting the download…");
+                });
+            }
+            (None, None) => {
+                if ui
+                    .button(format!("⬇ Download the model now ({size})"))
+                    .on_hover_text(format!("{id}, from the rembg project's releases on GitHub"))
+                    .clicked()
+                {
+                    self.download_model(id);
+                }
+            }
+        }
+        if let Some(outcome) = &self.fetch_outcome {
+            outcome_ui(ui, outcome);
+        }
+    }
+
+    /// The engine's last answer and the models on disk (id, bytes), for
+    /// "Copy diagnostics".
+    pub fn diagnostics(&self) -> (Option<EngineStatus>, Vec<(String, u64)>) {
+        let models = self
+            .installed
+            .iter()
+            .flatten()
+            .map(|m| (m.id.clone(), m.size_bytes))
+            .collect();
+        (self.status.clone(), models)
     }
 
     /// One progress bar per model download running, for the main window

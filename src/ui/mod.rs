@@ -18,6 +18,7 @@ mod settings;
 mod setup;
 mod thumbnails;
 mod view_model;
+mod welcome;
 
 pub use app::{CutoutApp, Startup};
 
@@ -54,14 +55,29 @@ fn confirm_buttons_ui(ui: &mut egui::Ui, action: &str) -> Option<bool> {
     choice
 }
 
+/// The app id: the desktop file's name and the window's class, so the
+/// desktop matches the window to its launcher and icon
+/// (`packaging/linux/io.github.cutout.Cutout.desktop`).
+pub const APP_ID: &str = "io.github.cutout.Cutout";
+
+/// The window icon (the desktop file's icon is installed by the packages).
+const ICON_PNG: &[u8] = include_bytes!("../../assets/icon/png/cutout-256.png");
+
 /// Opens the window and runs until it is closed.
 pub fn run(startup: Startup) -> eframe::Result {
     let viewport = egui::ViewportBuilder::default()
         .with_title("Cutout")
-        .with_app_id("cutout")
+        .with_app_id(APP_ID)
         .with_inner_size([1280.0, 820.0])
         .with_min_inner_size([760.0, 480.0])
         .with_drag_and_drop(true);
+    let viewport = match eframe::icon_data::from_png_bytes(ICON_PNG) {
+        Ok(icon) => viewport.with_icon(icon),
+        Err(e) => {
+            tracing::warn!(%e, "the window icon cannot be read");
+            viewport
+        }
+    };
     let options = eframe::NativeOptions {
         viewport,
         ..Default::default()

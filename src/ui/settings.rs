@@ -294,7 +294,7 @@ impl FolderPick {
 /// Whether a status line reads as good news, as something to fix, or as
 /// neither (work under way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tone {
+pub(super) enum Tone {
     Ready,
     NeedsAttention,
     Neutral,
@@ -306,12 +306,8 @@ enum Tone {
 pub struct SettingsWindow {
     /// Whether the window is shown; the 🗙 and Esc close it.
     pub open: bool,
-    /// Keys being typed, by provider and credential, until Save.
-    key_drafts: BTreeMap<Slot, String>,
-    /// Key fields the user asked to show in plain text while typing.
-    revealed: BTreeSet<Slot>,
-    /// The key whose Delete is waiting for "Yes, delete".
-    confirm_delete: Option<Slot>,
+    /// The key fields.
+    keys: KeyEditor,
     /// Base URLs being typed, until Apply.
     url_drafts: BTreeMap<Slot, String>,
     /// Why an address typed under Advanced was not applied.
@@ -326,158 +322,42 @@ pub struct SettingsWindow {
     folder_pick: Option<mpsc::Receiver<FolderPick>>,
     /// Why the last folder dialog could not be shown.
     folder_problem: Option<&'static str>,
+}
+
+/// The API key fields of one window (Settings, the welcome): what is being
+/// typed until Save, which fields show their text, and which Delete waits
+/// for an answer. Everything saved goes to [`ProviderSetup`].
+#[derive(Default)]
+pub struct KeyEditor {
+    /// Keys being typed, by provider and credential, until Save.
+    key_drafts: BTreeMap<Slot, String>,
+    /// Key fields the user asked to show in plain text while typing.
+    revealed: BTreeSet<Slot>,
+    /// The key whose Delete is waiting for "Yes, delete".
+    confirm_delete: Option<Slot>,
     /// What the show/hide toggle says, worked out once.
     eye_label: Option<&'static str>,
 }
 
-impl SettingsWindow {
-    /// Draws the window while it is open. Keys, jobs at once and base URLs
-    /// update `setup` (which rebuilds that provider); everything but keys
-    /// is also saved to the settings file through `prefs`. `local` draws
-    /// the "Local engine" section.
-    pub fn settings_ui(
-        &mut self,
-        ctx: &egui::Context,
-        setup: &mut ProviderSetup,
-        prefs: &mut Preferences,
-        local: &mut LocalPanel,
-    ) {
-        prefs.receive_saves();
-        self.receive_folder_pick(prefs);
-        if !self.open {
-            return;
-        }
-        let mut open = !escape_pressed(ctx);
-        if open {
-            egui::Window::new("Settings")
-                .open(&mut open)
-                .collapsible(false)
-                .resizable(true)
-                .vscroll(true)
-                .default_size([600.0, 680.0])
-                .min_width(460.0)
-                .pivot(egui::Align2::CENTER_CENTER)
-                .default_pos(ctx.content_rect().center())
-                .show(ctx, |ui| self.contents_ui(ui, setup, prefs, local));
-        }
-        if !open {
-            self.close();
-        }
-    }
-
-    /// Closes the window, forgetting any key typed but not saved.
-    fn close(&mut self) {
-        self.open = false;
+impl KeyEditor {
+    /// Forgets every key typed but not saved, wiping the text.
+    pub fn forget_typing(&mut self) {
         for draft in self.key_drafts.values_mut() {
             wipe(draft);
         }
         self.key_drafts.clear();
         self.revealed.clear();
         self.confirm_delete = None;
-        self.folder_draft = None;
-        self.naming_draft = None;
-    }
-
-    fn contents_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        setup: &mut ProviderSetup,
-        prefs: &mut Preferences,
-        local: &mut LocalPanel,
-    ) {
-        ui.spacing_mut().item_spacing.y = 6.0;
-        self.keys_ui(ui, setup);
-
-        ui.add_space(10.0);
-        local.settings_section_ui(ui);
-
-        ui.add_space(10.0);
-        self.new_batches_ui(ui, prefs);
-
-        ui.add_space(10.0);
-        section_heading_ui(ui, "Jobs at once");
-        ui.label(
-            RichText::new(
-                "How many files each provider works on at the same time. More is faster, \
-                 but may hit the provider's rate limits.",
-            )
-            .weak(),
-        );
-        self.jobs_at_once_ui(ui, setup, prefs);
-
-        ui.add_space(10.0);
-        section_heading_ui(ui, "Appearance");
-        let current = prefs.settings().appearance.theme;
-        let mut theme = current;
-        ui.horizontal(|ui| {
-            field_label_ui(ui, "Theme");
-            ui.radio_value(&mut theme, Theme::System, "Follow system")
-                .on_hover_text("Match your desktop's light or dark setting");
-            ui.radio_value(&mut theme, Theme::Light, "Light");
-            ui.radio_value(&mut theme, Theme::Dark, "Dark");
-        });
-        if theme != current {
-            prefs.edit(|s| s.appearance.theme = theme);
-        }
-
-        ui.add_space(8.0);
-        egui::CollapsingHeader::new(RichText::new("Advanced").strong())
-            .id_salt("settings advanced")
-            .default_open(false)
-            .show(ui, |ui| self.base_urls_ui(ui, setup, prefs));
-
-        ui.add_space(4.0);
-        ui.separator();
-        footer_ui(ui, prefs);
-    }
-
-    /// The keys section: whether there is a keychain, then one block per
-    /// provider.
-    fn keys_ui(&mut self, ui: &mut egui::Ui, setup: &mut ProviderSetup) {
-        section_heading_ui(ui, "API keys");
-        match setup.keychain_status() {
-            None => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(RichText::new("Checking your system keychain…").weak());
-                });
-            }
-            Some(KeychainStatus::Available) => {
-                ui.label(
-                    RichText::new(
-                        "Keys you save are kept in your system keychain, never in a file. \
-                         Cutout never shows a saved key.",
-                    )
-                    .weak(),
-                );
-            }
-            Some(KeychainStatus::Unavailable { reason, fix }) => {
-                no_keychain_banner_ui(ui, reason, fix);
-            }
-        }
-        for problem in setup.keychain_problems() {
-            ui.add(
-                egui::Label::new(
-                    RichText::new(format!(
-                        "⚠ Some keys could not be read: {}",
-                        sentence_case(problem)
-                    ))
-                    .color(ui.visuals().warn_fg_color),
-                )
-                .wrap(),
-            );
-        }
-        // The local engine needs no key; it has a section of its own.
-        for id in ProviderId::ALL {
-            if !id.info().credentials.is_empty() {
-                self.provider_keys_ui(ui, setup, id);
-            }
-        }
     }
 
     /// One provider's block: a field and status line per credential, and
     /// "Test key" with its outcome.
-    fn provider_keys_ui(&mut self, ui: &mut egui::Ui, setup: &mut ProviderSetup, id: ProviderId) {
+    pub fn provider_keys_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        setup: &mut ProviderSetup,
+        id: ProviderId,
+    ) {
         let info = id.info();
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
@@ -668,6 +548,147 @@ impl SettingsWindow {
                     egui::Label::new(RichText::new(text).color(ui.visuals().error_fg_color)).wrap(),
                 );
             });
+        }
+    }
+}
+
+impl SettingsWindow {
+    /// Draws the window while it is open. Keys, jobs at once and base URLs
+    /// update `setup` (which rebuilds that provider); everything but keys
+    /// is also saved to the settings file through `prefs`. `local` draws
+    /// the "Local engine" section.
+    pub fn settings_ui(
+        &mut self,
+        ctx: &egui::Context,
+        setup: &mut ProviderSetup,
+        prefs: &mut Preferences,
+        local: &mut LocalPanel,
+    ) {
+        prefs.receive_saves();
+        self.receive_folder_pick(prefs);
+        if !self.open {
+            return;
+        }
+        let mut open = !escape_pressed(ctx);
+        if open {
+            egui::Window::new("Settings")
+                .open(&mut open)
+                .collapsible(false)
+                .resizable(true)
+                .vscroll(true)
+                .default_size([600.0, 680.0])
+                .min_width(460.0)
+                .pivot(egui::Align2::CENTER_CENTER)
+                .default_pos(ctx.content_rect().center())
+                .show(ctx, |ui| self.contents_ui(ui, setup, prefs, local));
+        }
+        if !open {
+            self.close();
+        }
+    }
+
+    /// Closes the window, forgetting any key typed but not saved.
+    fn close(&mut self) {
+        self.open = false;
+        self.keys.forget_typing();
+        self.folder_draft = None;
+        self.naming_draft = None;
+    }
+
+    fn contents_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        setup: &mut ProviderSetup,
+        prefs: &mut Preferences,
+        local: &mut LocalPanel,
+    ) {
+        ui.spacing_mut().item_spacing.y = 6.0;
+        self.keys_ui(ui, setup);
+
+        ui.add_space(10.0);
+        local.settings_section_ui(ui);
+
+        ui.add_space(10.0);
+        self.new_batches_ui(ui, prefs);
+
+        ui.add_space(10.0);
+        section_heading_ui(ui, "Jobs at once");
+        ui.label(
+            RichText::new(
+                "How many files each provider works on at the same time. More is faster, \
+                 but may hit the provider's rate limits.",
+            )
+            .weak(),
+        );
+        self.jobs_at_once_ui(ui, setup, prefs);
+
+        ui.add_space(10.0);
+        section_heading_ui(ui, "Appearance");
+        let current = prefs.settings().appearance.theme;
+        let mut theme = current;
+        ui.horizontal(|ui| {
+            field_label_ui(ui, "Theme");
+            ui.radio_value(&mut theme, Theme::System, "Follow system")
+                .on_hover_text("Match your desktop's light or dark setting");
+            ui.radio_value(&mut theme, Theme::Light, "Light");
+            ui.radio_value(&mut theme, Theme::Dark, "Dark");
+        });
+        if theme != current {
+            prefs.edit(|s| s.appearance.theme = theme);
+        }
+
+        ui.add_space(8.0);
+        egui::CollapsingHeader::new(RichText::new("Advanced").strong())
+            .id_salt("settings advanced")
+            .default_open(false)
+            .show(ui, |ui| self.base_urls_ui(ui, setup, prefs));
+
+        ui.add_space(4.0);
+        ui.separator();
+        footer_ui(ui, prefs);
+    }
+
+    /// The keys section: whether there is a keychain, then one block per
+    /// provider.
+    fn keys_ui(&mut self, ui: &mut egui::Ui, setup: &mut ProviderSetup) {
+        section_heading_ui(ui, "API keys");
+        match setup.keychain_status() {
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(RichText::new("Checking your system keychain…").weak());
+                });
+            }
+            Some(KeychainStatus::Available) => {
+                ui.label(
+                    RichText::new(
+                        "Keys you save are kept in your system keychain, never in a file. \
+                         Cutout never shows a saved key.",
+                    )
+                    .weak(),
+                );
+            }
+            Some(KeychainStatus::Unavailable { reason, fix }) => {
+                no_keychain_banner_ui(ui, reason, fix);
+            }
+        }
+        for problem in setup.keychain_problems() {
+            ui.add(
+                egui::Label::new(
+                    RichText::new(format!(
+                        "⚠ Some keys could not be read: {}",
+                        sentence_case(problem)
+                    ))
+                    .color(ui.visuals().warn_fg_color),
+                )
+                .wrap(),
+            );
+        }
+        // The local engine needs no key; it has a section of its own.
+        for id in ProviderId::ALL {
+            if !id.info().credentials.is_empty() {
+                self.keys.provider_keys_ui(ui, setup, id);
+            }
         }
     }
 
@@ -1130,7 +1151,8 @@ fn key_test_ui(ui: &mut egui::Ui, test: &KeyTest) {
 }
 
 /// What "Test key" found, in words.
-fn key_test_text(test: &KeyTest) -> (String, Tone) {
+/// The last key test in words, for the Settings window and diagnostics.
+pub(super) fn key_test_text(test: &KeyTest) -> (String, Tone) {
     match test {
         KeyTest::Running => ("Testing the key…".to_owned(), Tone::Neutral),
         KeyTest::Works(Some(detail)) => (format!("Key works — {detail}"), Tone::Ready),
@@ -1653,7 +1675,7 @@ mod tests {
             KeyOrigin::Session
         );
         assert!(state.setup.status(ProviderId::Removit).is_ready());
-        assert!(state.window.key_drafts.values().all(String::is_empty));
+        assert!(state.window.keys.key_drafts.values().all(String::is_empty));
         assert!(harness.query_by_label_contains("rmv_secret_123").is_none());
         assert!(harness.query_by_label("✔ This session only").is_some());
         assert!(
@@ -1792,7 +1814,7 @@ mod tests {
         harness.run();
         let state = harness.state();
         assert!(!state.window.open);
-        assert!(state.window.key_drafts.is_empty());
+        assert!(state.window.keys.key_drafts.is_empty());
         assert_eq!(
             state.setup.key_origin(ProviderId::Uploadcare, "public_key"),
             KeyOrigin::NotSet

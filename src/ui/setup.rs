@@ -540,6 +540,14 @@ impl ProviderSetup {
         found
     }
 
+    /// `id`'s base URLs as its client uses them (empty when one is
+    /// unusable), for "Copy diagnostics".
+    pub fn endpoints(&self, id: ProviderId) -> Vec<(&'static str, Url)> {
+        self.config(id)
+            .map(|config| config.endpoints.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// What `id`'s client is built from: base URLs (the environment over
     /// the settings over the defaults) and keys.
     fn config(&self, id: ProviderId) -> Result<ProviderConfig, String> {

@@ -159,3 +159,84 @@ fn providers_json_lists_the_five_providers_with_their_models() {
         "{run}"
     );
 }
+
+#[test]
+fn a_batch_leaves_a_days_log_of_what_happened_and_never_the_key() {
+    let (_fake, ws, run) = crate::harness::run_batch::<FakeRemoveBg>("bottle.jpg", |script| {
+        script.faults = vec![crate::fakes::Fault::status(503)];
+    });
+    run.assert_code(0);
+    let logs = ws.home().join(".local/state/cutout/logs");
+    let files: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap_or_else(|e| panic!("no log folder ({e}): {}", logs.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].starts_with("cutout.") && files[0].ends_with(".log"),
+        "{files:?}"
+    );
+    for line in [
+        "Cutout started",
+        "retrying",
+        "job done",
+        "provider=removebg",
+    ] {
+        assert!(
+            run.log.contains(line),
+            "the log lacks {line:?}:\n{}",
+            run.log
+        );
+    }
+    // The harness checks every run's logs for keys; this one had a key.
+    assert!(!run.log.contains(removebg::KEY), "{}", run.log);
+}
+
+#[test]
+fn diagnostics_report_versions_folders_and_provider_set_up_without_keys() {
+    let removebg = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    let run = ws.command(["diagnostics"]).envs(removebg.env()).run();
+    run.assert_code(0);
+    for expected in [
+        concat!("Cutout ", env!("CARGO_PKG_VERSION")),
+        "Logs: ",
+        "Local engine:",
+        "remove.bg (removebg): ready, key from environment",
+        "(uploadcare): not ready, not set: public key, secret key",
+        "(API keys are never included in this report.)",
+    ] {
+        assert!(run.stdout.contains(expected), "missing {expected:?}\n{run}");
+    }
+    assert!(!run.stdout.contains(removebg::KEY), "{run}");
+}
+
+#[test]
+fn the_man_page_and_completions_come_from_the_argument_definitions() {
+    let ws = Workspace::new();
+    let man = ws.command(["man"]).run();
+    man.assert_code(0);
+    assert!(man.stdout.contains(".TH cutout"), "{man}");
+    assert!(man.stdout.contains("batch"), "{man}");
+
+    let pages = ws.home().join("man");
+    let written = ws.command(["man", "--dir"]).arg(&pages).run();
+    written.assert_code(0);
+    for page in ["cutout.1", "cutout-batch.1", "cutout-models.1"] {
+        assert!(pages.join(page).is_file(), "no {page}\n{written}");
+    }
+
+    for (shell, marker) in [
+        ("bash", "_cutout()"),
+        ("zsh", "#compdef cutout"),
+        ("fish", "complete -c cutout"),
+    ] {
+        let script = ws.command(["completions", shell]).run();
+        script.assert_code(0);
+        assert!(script.stdout.contains(marker), "{shell}: {script}");
+        assert!(script.stdout.contains("provider"), "{shell}: {script}");
+    }
+    let bad = ws.command(["completions", "tcsh"]).run();
+    bad.assert_code(2);
+}

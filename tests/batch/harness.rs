@@ -274,6 +274,7 @@ impl Cutout {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        let log_dir = self.log_dir();
         Running {
             child,
             stdout,
@@ -281,7 +282,22 @@ impl Cutout {
             case: self.case,
             args,
             started: Instant::now(),
+            log_dir,
         }
+    }
+
+    /// Where this run writes its log files: `logs` in `CUTOUT_DATA_DIR`
+    /// when set, else under `XDG_STATE_HOME`, as Cutout decides on Linux.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        let var = |name: &str| {
+            self.env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| PathBuf::from(v))
+        };
+        var("CUTOUT_DATA_DIR")
+            .map(|data| data.join("logs"))
+            .or_else(|| var("XDG_STATE_HOME").map(|state| state.join("cutout").join("logs")))
     }
 }
 
@@ -301,6 +317,7 @@ pub struct Running {
     case: Option<String>,
     args: Vec<String>,
     started: Instant,
+    log_dir: Option<PathBuf>,
 }
 
 impl Running {
@@ -335,15 +352,31 @@ impl Running {
             stderr: self.stderr.join().unwrap_or_default(),
             elapsed: self.started.elapsed(),
             events: Vec::new(),
+            log: read_logs(self.log_dir.as_deref()),
         };
         outcome.checked()
     }
+}
+
+/// Every log file in `dir`, joined (a run appends to the day's file).
+fn read_logs(dir: Option<&Path>) -> String {
+    let Some(Ok(entries)) = dir.map(std::fs::read_dir) else {
+        return String::new();
+    };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect()
 }
 
 /// What a run printed and how it ended.
 pub struct Outcome {
     case: Option<String>,
     args: Vec<String>,
+    /// The log files' text after the run.
+    pub log: String,
     /// The exit code; `None` when killed by a signal or by the time limit.
     pub code: Option<i32>,
     /// Whether the run was killed for taking too long.
@@ -397,6 +430,11 @@ impl Outcome {
         assert!(
             !self.stdout.contains(KEY_MARKER) && !self.stderr.contains(KEY_MARKER),
             "a key was printed\n{self}"
+        );
+        assert!(
+            !self.log.contains(KEY_MARKER),
+            "a key was logged\n{self}\n--- log ---\n{}",
+            self.log
         );
         if self.is_json_batch() && matches!(self.code, Some(0 | 1 | 130)) {
             let mut events = Vec::new();
