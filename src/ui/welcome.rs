@@ -208,13 +208,15 @@ impl Welcome {
             );
         }
         self.keys.provider_keys_ui(ui, setup, self.cloud);
-        ui.label(
-            RichText::new(
-                "Keys are kept in your system keychain, never in a file, and are only sent to \
-                 their own service.",
-            )
-            .weak(),
-        );
+        if setup.keychain_status() == Some(&KeychainStatus::Available) {
+            ui.label(
+                RichText::new(
+                    "Keys are kept in your system keychain, never in a file, and are only \
+                     sent to their own service.",
+                )
+                .weak(),
+            );
+        }
     }
 }
 
