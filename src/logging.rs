@@ -112,8 +112,12 @@ pub fn init(lookup: Lookup<'_>, to_file: bool) -> Logging {
     }
 }
 
-/// The rotating writer for `dir`, made if missing.
+/// The rotating writer for `dir`, made if missing. The folder is made
+/// first: the appender prunes old files before creating it, and would
+/// print an error about a missing folder on a first run.
 fn open_log_files(dir: &Path) -> Result<RollingFileAppender, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot make the log folder ({e}): {}", dir.display()))?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(LOG_FILE_PREFIX)
@@ -208,7 +212,7 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"x").unwrap();
         let why = open_log_files(&blocker.join("logs")).unwrap_err();
-        assert!(why.starts_with("cannot write log files"), "{why}");
+        assert!(why.starts_with("cannot make the log folder"), "{why}");
         assert!(
             why.ends_with(&blocker.join("logs").display().to_string()),
             "{why}"
