@@ -401,19 +401,40 @@ impl HttpClient {
         call: Call,
         build: impl Fn() -> Result<RequestBuilder, ProviderError>,
     ) -> Result<Response, ProviderError> {
+        self.send_keeping_keys(call, build)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// [`send`](Self::send), also returning the keys the request carried
+    /// (its sensitive header values), so what the caller quotes from the
+    /// answer can be scrubbed of them too.
+    async fn send_keeping_keys(
+        &self,
+        call: Call,
+        build: impl Fn() -> Result<RequestBuilder, ProviderError>,
+    ) -> Result<(Response, Vec<String>), ProviderError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
-            let outcome = build()?.send().await;
+            let (client, request) = build()?.build_split();
+            let request = request.map_err(|e| {
+                ProviderError::Config(format!("cannot build the request: {}", describe(&e)))
+            })?;
+            let keys = sent_keys(request.headers());
+            let outcome = client.execute(request).await;
             let (error, retry_after) = match outcome {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => return Ok((response, keys)),
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
                     let body = response.bytes().await.unwrap_or_default();
+                    // A provider may quote the key it refused; the message
+                    // reaches the job's error, the history and the log.
                     let message = (call.error_message)(&body)
                         .unwrap_or_else(|| fallback_message(status, &body));
+                    let message = hide_keys(message, &keys);
                     let may_replay = match call.replay {
                         Replay::Always => true,
                         Replay::WhenUnprocessed => matches!(status.as_u16(), 429 | 502 | 503 | 504),
@@ -459,12 +480,15 @@ impl HttpClient {
         call: Call,
         build: impl Fn() -> Result<RequestBuilder, ProviderError>,
     ) -> Result<T, ProviderError> {
-        let response = self.send(call, build).await?;
+        let (response, keys) = self.send_keeping_keys(call, build).await?;
         let body = response.bytes().await.map_err(|e| ProviderError::Network {
             message: describe(&e),
             attempts: 1,
         })?;
-        parse_json(call.what, &body)
+        parse_json(call.what, &body).map_err(|error| match error {
+            ProviderError::Protocol(message) => ProviderError::Protocol(hide_keys(message, &keys)),
+            other => other,
+        })
     }
 
     /// Downloads a result into `file` (truncated first), retrying broken or
@@ -672,6 +696,46 @@ fn fallback_message(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
+/// What a key is replaced with in a message quoting a provider.
+pub const KEY_HIDDEN: &str = "[key hidden]";
+
+/// The keys a request carries: its sensitive header values (see
+/// [`sensitive_header`]), whole and, for `Scheme token` or `id:secret`
+/// forms, their parts.
+fn sent_keys(headers: &HeaderMap) -> Vec<String> {
+    let mut keys = Vec::new();
+    for value in headers.values().filter(|value| value.is_sensitive()) {
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        keys.push(text.to_owned());
+        keys.extend(
+            text.split([' ', ':'])
+                .filter(|part| part.len() >= MIN_HIDDEN_KEY_CHARS)
+                .map(str::to_owned),
+        );
+    }
+    keys.retain(|key| key.len() >= MIN_HIDDEN_KEY_CHARS);
+    // Longest first, so a whole value goes before the parts inside it.
+    keys.sort_by_key(|key| std::cmp::Reverse(key.len()));
+    keys.dedup();
+    keys
+}
+
+/// Shorter "keys" are not hidden: replacing every "Bearer" or "1" in a
+/// message would make it unreadable, and real keys are far longer.
+const MIN_HIDDEN_KEY_CHARS: usize = 8;
+
+/// `message` with every one of `keys` replaced by [`KEY_HIDDEN`].
+pub fn hide_keys(mut message: String, keys: &[String]) -> String {
+    for key in keys {
+        if key.len() >= MIN_HIDDEN_KEY_CHARS && message.contains(key.as_str()) {
+            message = message.replace(key.as_str(), KEY_HIDDEN);
+        }
+    }
+    message
+}
+
 /// The first 200 characters of a body on one line, for messages.
 pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -708,6 +772,29 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_quoted_back_by_a_provider_is_hidden_whole_and_in_parts() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-api-key",
+            sensitive_header("rbg-secret-123456", String::new).unwrap(),
+        );
+        headers.insert(
+            "authorization",
+            sensitive_header("Basic pubkey1234:secret98765", String::new).unwrap(),
+        );
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let keys = sent_keys(&headers);
+        assert!(!keys.iter().any(|k| k == "application/json"), "{keys:?}");
+        let message = "API Key invalid: rbg-secret-123456; for secret98765 and \
+                       Basic pubkey1234:secret98765 (Basic)"
+            .to_owned();
+        assert_eq!(
+            hide_keys(message, &keys),
+            "API Key invalid: [key hidden]; for [key hidden] and [key hidden] (Basic)"
+        );
+    }
 
     #[test]
     fn retry_after_is_read_as_seconds_or_as_a_date() {

@@ -64,6 +64,12 @@ fn refusals_say_what_to_do_in_remove_bgs_own_words() {
                 "rbg-wrong-NEVERPRINT-0000",
                 &["check your key", "API Key invalid"],
             ),
+            Refusal::new(
+                "a refusal that quotes the key back",
+                |s: &mut crate::fakes::removebg::Script| s.quotes_refused_keys = true,
+                &["check your key", "API Key invalid: [key hidden]"],
+            )
+            .with_wrong_key("rbg-wrong-NEVERPRINT-0000"),
             Refusal::new("no credits", |s| s.credits = 0.0, &["out of credits"]),
             Refusal::new(
                 "no foreground",

@@ -36,6 +36,9 @@ pub struct Script {
     pub finds_foreground: bool,
     /// Whether the image response breaks off mid-way (after charging).
     pub response_breaks: Breakage,
+    /// A fault mode: a refused key is quoted back in the error, as some
+    /// services do; Cutout must never show or log it.
+    pub quotes_refused_keys: bool,
 }
 
 impl Default for Script {
@@ -47,6 +50,7 @@ impl Default for Script {
             processing_ms: 0,
             finds_foreground: true,
             response_breaks: Breakage::Never,
+            quotes_refused_keys: false,
         }
     }
 }
@@ -233,16 +237,21 @@ async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
     }
 }
 
-fn check_key(seen: &Seen) -> Result<(), Response> {
+fn check_key(fake: &Inner, seen: &Seen) -> Result<(), Response> {
     match seen.header("x-api-key") {
         None => Err(error(403, "Missing API Key", "auth_failed")),
         Some(key) if key == KEY => Ok(()),
+        Some(key) if fake.script.quotes_refused_keys => Err(error(
+            403,
+            &format!("API Key invalid: {key}"),
+            "auth_failed",
+        )),
         Some(_) => Err(error(403, "API Key invalid", "auth_failed")),
     }
 }
 
 fn account(fake: &Inner, seen: &Seen) -> Reply {
-    check_key(seen)?;
+    check_key(fake, seen)?;
     let credits = *lock(&fake.credits);
     Ok(super::json(
         200,
@@ -260,7 +269,7 @@ fn invalid_value(name: &str, value: &str) -> Response {
 
 async fn remove_background(fake: &Inner, seen: &Seen) -> Reply {
     fake.ledger.submitted();
-    check_key(seen)?;
+    check_key(fake, seen)?;
     fake.faults.check(fault_response)?;
     let params = params(seen)?;
     let given = SOURCES
