@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -1024,9 +1024,26 @@ impl JobTask {
         };
         let Some(format) = convert_to else {
             file.sync_all().await.map_err(write_error)?;
+            // Saved as delivered: at least make sure it is what its name
+            // will say, not an error page sent with an image's type.
+            let mut head = Vec::with_capacity(RESULT_HEAD_BYTES);
+            tokio::fs::File::open(&temp_path)
+                .await
+                .map_err(write_error)?
+                .take(RESULT_HEAD_BYTES as u64)
+                .read_to_end(&mut head)
+                .await
+                .map_err(write_error)?;
+            if let Some(why) = not_what_it_claims(&asset.extension, &head) {
+                return Err(self.provider_error(ProviderError::Protocol(why)));
+            }
             return Ok((pending, asset.extension.clone()));
         };
         let bytes = bytes.unwrap_or_default();
+        let head = &bytes[..bytes.len().min(RESULT_HEAD_BYTES)];
+        if let Some(why) = not_what_it_claims(&asset.extension, head) {
+            return Err(self.provider_error(ProviderError::Protocol(why)));
+        }
         let finish = self.output.finish(format);
         let converted = tokio::task::spawn_blocking(move || {
             let converted = imaging::finish(&bytes, &finish)?;
@@ -1040,6 +1057,47 @@ impl JobTask {
         file.sync_all().await.map_err(write_error)?;
         Ok((pending, format.extension().to_owned()))
     }
+}
+
+/// How much of a result [`not_what_it_claims`] looks at: enough for every
+/// signature, and to quote the start of an error page.
+const RESULT_HEAD_BYTES: usize = 48;
+
+/// Why a result saved as delivered is not the file its extension names
+/// (an HTML or JSON error page served with an image's content type, an
+/// empty file), or `None` when it looks right or the extension is one
+/// Cutout has no signature for.
+fn not_what_it_claims(extension: &str, head: &[u8]) -> Option<String> {
+    let extension = extension.to_ascii_lowercase();
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    let (name, looks_right) = match extension.as_str() {
+        "png" => ("a PNG image", at(0, b"\x89PNG\r\n\x1a\n")),
+        "jpg" | "jpeg" => ("a JPEG image", at(0, &[0xFF, 0xD8, 0xFF])),
+        "webp" => ("a WebP image", at(0, b"RIFF") && at(8, b"WEBP")),
+        "gif" => ("a GIF image", at(0, b"GIF8")),
+        "tif" | "tiff" => ("a TIFF image", at(0, b"II*\0") || at(0, b"MM\0*")),
+        "psd" => ("a Photoshop file", at(0, b"8BPS")),
+        "webm" | "mkv" => ("a WebM video", at(0, &[0x1A, 0x45, 0xDF, 0xA3])),
+        "mp4" | "m4v" | "mov" => (
+            "a video",
+            [b"ftyp", b"moov", b"wide", b"mdat", b"free"]
+                .iter()
+                .any(|box_type| at(4, *box_type)),
+        ),
+        "zip" => ("a ZIP archive", at(0, b"PK\x03\x04")),
+        _ => return None,
+    };
+    if looks_right {
+        return None;
+    }
+    let start = if head.is_empty() {
+        "is empty".to_owned()
+    } else {
+        format!("starts with `{}`", crate::providers::http::snippet(head))
+    };
+    Some(format!(
+        "the result should be {name} (.{extension}) but {start}; nothing was saved"
+    ))
 }
 
 /// The format of a result Cutout can read to change its format or
@@ -1092,6 +1150,30 @@ mod tests {
     use super::*;
     use crate::imaging::OutputFormat;
     use crate::providers::{ResultAsset, RetryPolicy};
+
+    #[test]
+    fn a_result_that_is_not_what_its_name_says_is_refused_with_its_first_bytes() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(not_what_it_claims("png", png), None);
+        assert_eq!(not_what_it_claims("PNG", png), None);
+        assert_eq!(not_what_it_claims("webp", b"RIFF\x10\0\0\0WEBPVP8L"), None);
+        assert_eq!(not_what_it_claims("mp4", b"\0\0\0\x18ftypmp42"), None);
+        assert_eq!(not_what_it_claims("psd", b"8BPS\0\x01"), None);
+        assert_eq!(
+            not_what_it_claims("xyz", b"<html>"),
+            None,
+            "no signature known"
+        );
+
+        let why = not_what_it_claims("png", b"<html><body>Link expired").unwrap();
+        assert_eq!(
+            why,
+            "the result should be a PNG image (.png) but starts with `<html><body>Link expired`; \
+             nothing was saved"
+        );
+        let why = not_what_it_claims("jpg", b"").unwrap();
+        assert!(why.contains("a JPEG image (.jpg) but is empty"), "{why}");
+    }
 
     /// A provider whose answers are scripted, to pin the engine's own rules
     /// (resume, concurrency) without any HTTP in between.

@@ -188,3 +188,30 @@ fn a_result_download_that_always_breaks_fails_and_leaves_nothing_behind() {
     );
     ws.assert_nothing_written(&run);
 }
+
+#[test]
+fn a_result_link_serving_something_else_than_the_image_fails_the_job_and_saves_nothing() {
+    for (case, content_type, body, says) in [
+        (
+            "an error page sent as an image",
+            "image/png",
+            &b"<html><body>Link expired</body></html>"[..],
+            "should be a PNG image (.png) but starts with `<html><body>Link expired",
+        ),
+        (
+            "plain text",
+            "text/plain",
+            &b"upstream timeout"[..],
+            "starts with `upstream timeout`",
+        ),
+        ("nothing at all", "image/png", &b""[..], "but is empty"),
+    ] {
+        let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.jpg", |s| {
+            s.results_replaced_by = Some((content_type, body));
+        });
+        let error = run.only_error();
+        assert!(error.contains(says), "{case}: {error}\n{run}");
+        assert_eq!(fake.jobs_created(), 1, "{case}: paid once\n{run}");
+        ws.assert_nothing_written(&run);
+    }
+}

@@ -56,6 +56,9 @@ pub struct Script {
     pub downloads_stall: bool,
     /// Forgets jobs, so status answers 404 `not_found`.
     pub forgets_jobs: bool,
+    /// A fault mode: result links answer 200 with this content type and
+    /// body instead of the result (a CDN's error page, say).
+    pub results_replaced_by: Option<(&'static str, &'static [u8])>,
 }
 
 impl Default for Script {
@@ -72,6 +75,7 @@ impl Default for Script {
             downloads_break: Breakage::Never,
             downloads_stall: false,
             forgets_jobs: false,
+            results_replaced_by: None,
         }
     }
 }
@@ -447,6 +451,9 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
     };
     let attempt = job.downloads.entry(variation).or_insert(0);
     *attempt += 1;
+    if let Some((content_type, body)) = fake.script.results_replaced_by {
+        return Ok(super::bytes(200, content_type, body.to_vec()));
+    }
     if fake.script.downloads_stall {
         return Ok(super::stalled_download(content_type, bytes));
     }
