@@ -71,6 +71,16 @@ pub enum ProviderError {
     /// An answer that does not match the provider's contract.
     #[error("unexpected answer from the provider: {0}")]
     Protocol(String),
+    /// A result link that no longer serves the result (expired, removed):
+    /// asking the link again does not help, but running the job again
+    /// polls the provider for a fresh link without paying again.
+    #[error(
+        "the result link has expired or is gone (HTTP {status}); Retry fetches a fresh one from the provider without a new charge"
+    )]
+    ResultGone {
+        /// The HTTP status the link answered.
+        status: u16,
+    },
     /// The provider reports that the job itself failed.
     #[error("the provider could not process it: {0}")]
     RemoteFailed(String),
@@ -122,6 +132,7 @@ impl ProviderError {
                 | ProviderError::Network { .. }
                 | ProviderError::Deadline { .. }
                 | ProviderError::Io { .. }
+                | ProviderError::ResultGone { .. }
         ) || matches!(self, ProviderError::Local(local) if local.is_retryable())
     }
 }
@@ -509,7 +520,8 @@ impl HttpClient {
                 Ok(written) => return Ok(written),
                 Err(failure) => failure,
             };
-            if !error.is_retryable() || attempt >= self.policy.max_attempts {
+            let link_gone = matches!(error, ProviderError::ResultGone { .. });
+            if link_gone || !error.is_retryable() || attempt >= self.policy.max_attempts {
                 return Err(error);
             }
             let delay = self.policy.delay(attempt, retry_after);
@@ -556,10 +568,17 @@ impl HttpClient {
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
-            let message = match status.as_u16() {
-                404 | 410 => "the result is no longer available; it may have expired".to_owned(),
-                _ => fallback_message(status, &response.bytes().await.unwrap_or_default()),
-            };
+            // Result links carry no key, so a 403 is an expired signature
+            // (S3, GCS), not a refused key.
+            if matches!(status.as_u16(), 403 | 404 | 410) {
+                return Err((
+                    ProviderError::ResultGone {
+                        status: status.as_u16(),
+                    },
+                    None,
+                ));
+            }
+            let message = fallback_message(status, &response.bytes().await.unwrap_or_default());
             return Err((status_error(status, message, attempt), retry_after));
         }
         let content_type = response

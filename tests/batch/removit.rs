@@ -215,3 +215,27 @@ fn a_result_link_serving_something_else_than_the_image_fails_the_job_and_saves_n
         ws.assert_nothing_written(&run);
     }
 }
+
+#[test]
+fn an_expired_result_link_fails_once_as_retryable_without_paying_again() {
+    for status in [403, 404, 410] {
+        let (fake, ws, run) = run_batch::<FakeRemovit>("bottle.jpg", |s| {
+            s.results_gone = Some(status);
+        });
+        let error = run.only_error();
+        assert!(
+            error.contains(&format!("expired or is gone (HTTP {status})"))
+                && error.contains("Retry fetches a fresh one"),
+            "{status}: {error}\n{run}"
+        );
+        let failed = run.of("failed");
+        assert_eq!(failed[0]["retryable"], true, "{status}\n{run}");
+        assert_eq!(
+            fake.journal().matching("GET", "/results/").len(),
+            1,
+            "a gone link is not asked again and again\n{run}"
+        );
+        assert_eq!(fake.jobs_created(), 1, "{status}: paid once\n{run}");
+        ws.assert_nothing_written(&run);
+    }
+}

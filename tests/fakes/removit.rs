@@ -59,6 +59,9 @@ pub struct Script {
     /// A fault mode: result links answer 200 with this content type and
     /// body instead of the result (a CDN's error page, say).
     pub results_replaced_by: Option<(&'static str, &'static [u8])>,
+    /// A fault mode: result links answer this status (410 for an expired
+    /// link, 403 for an expired signature) instead of the result.
+    pub results_gone: Option<u16>,
 }
 
 impl Default for Script {
@@ -76,6 +79,7 @@ impl Default for Script {
             downloads_stall: false,
             forgets_jobs: false,
             results_replaced_by: None,
+            results_gone: None,
         }
     }
 }
@@ -451,6 +455,13 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
     };
     let attempt = job.downloads.entry(variation).or_insert(0);
     *attempt += 1;
+    if let Some(status) = fake.script.results_gone {
+        return Ok(super::bytes(
+            status,
+            "application/xml",
+            b"<Error>Expired</Error>".to_vec(),
+        ));
+    }
     if let Some((content_type, body)) = fake.script.results_replaced_by {
         return Ok(super::bytes(200, content_type, body.to_vec()));
     }
