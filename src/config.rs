@@ -164,6 +164,14 @@ pub fn retry_policy(lookup: Lookup<'_>) -> Result<RetryPolicy, ConfigError> {
     )? {
         policy.max_attempts = n.min(u64::from(u32::MAX)) as u32;
     }
+    if let Some(ms) = number(
+        lookup,
+        "CUTOUT_HTTP_READ_TIMEOUT_MS",
+        "a whole number of milliseconds, at least 1",
+        1,
+    )? {
+        policy.read_timeout = Duration::from_millis(ms);
+    }
     Ok(policy)
 }
 

@@ -238,7 +238,7 @@ impl Downloader {
         let client = reqwest::Client::builder()
             .user_agent(concat!("cutout/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(policy.read_timeout)
             .redirect(redirects)
             .build()
             .map_err(|e| LocalError::Runtime(format!("cannot start the HTTP client: {e}")))?;
@@ -871,6 +871,7 @@ pub(crate) mod tests {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(60),
         })
         .unwrap()
     }

@@ -150,6 +150,10 @@ pub struct RetryPolicy {
     /// Cap on a server's `Retry-After`; beyond it the call fails as
     /// rate-limited rather than hanging for an hour.
     pub max_retry_after: Duration,
+    /// How long a connection may sit silent (no byte either way) before the
+    /// call fails as timed out; a slow upload or download that keeps
+    /// moving is never cut.
+    pub read_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -159,6 +163,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(16),
             max_retry_after: Duration::from_secs(120),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -383,7 +388,7 @@ impl HttpClient {
             reqwest::Client::builder()
                 .user_agent(USER_AGENT)
                 .connect_timeout(Duration::from_secs(15))
-                .read_timeout(Duration::from_secs(60))
+                .read_timeout(policy.read_timeout)
         };
         let build_error =
             |e: reqwest::Error| ProviderError::Config(format!("cannot start the HTTP client: {e}"));

@@ -151,3 +151,35 @@ fn a_video_url_is_refused_without_sending_it_and_the_error_names_removebgvideo()
     run.assert_one_failure(&["removebgvideo"]);
     assert_eq!(fake.submissions(), 0, "{run}");
 }
+
+#[test]
+fn a_call_that_never_answers_times_out_alone_is_not_paid_twice_and_the_rest_finish() {
+    let fake = FakeRemoveBg::start(crate::fakes::removebg::Script {
+        hangs_first: 1,
+        ..Default::default()
+    });
+    let ws = crate::harness::Workspace::new();
+    let photos: Vec<_> = ["a.jpg", "b.jpg", "c.jpg"]
+        .iter()
+        .map(|name| ws.photo(name))
+        .collect();
+    let run = ws
+        .batch_on(&fake)
+        .env("CUTOUT_HTTP_READ_TIMEOUT_MS", "300")
+        .args(["--concurrency", "1"])
+        .args(&photos)
+        .run();
+
+    let error = run.assert_one_failure(&["timed out"]);
+    assert!(error.contains("network error"), "{error}\n{run}");
+    assert!(
+        run.elapsed < crate::fakes::removebg::HANG,
+        "the timeout, not the server, ended the wait\n{run}"
+    );
+    assert_eq!(ws.out_files().len(), 2, "{run}");
+    assert_eq!(
+        fake.journal().matching("POST", "/v1.0/removebg").len(),
+        3,
+        "a paid call that timed out is not sent again\n{run}"
+    );
+}

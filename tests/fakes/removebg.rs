@@ -39,7 +39,14 @@ pub struct Script {
     /// A fault mode: a refused key is quoted back in the error, as some
     /// services do; Cutout must never show or log it.
     pub quotes_refused_keys: bool,
+    /// A fault mode: the first this many paid calls get no answer for
+    /// [`HANG`] (a server that accepted the connection and went silent).
+    pub hangs_first: usize,
 }
+
+/// How long a hanging call stays silent: far beyond the read timeout the
+/// tests give the client.
+pub const HANG: Duration = Duration::from_secs(5);
 
 impl Default for Script {
     fn default() -> Self {
@@ -51,6 +58,7 @@ impl Default for Script {
             finds_foreground: true,
             response_breaks: Breakage::Never,
             quotes_refused_keys: false,
+            hangs_first: 0,
         }
     }
 }
@@ -61,6 +69,7 @@ struct Inner {
     credits: Mutex<f64>,
     script: Script,
     answered: AtomicUsize,
+    hung: AtomicUsize,
     in_flight: Gauge,
 }
 
@@ -84,6 +93,7 @@ impl Fake for FakeRemoveBg {
             credits: Mutex::new(script.credits),
             script,
             answered: AtomicUsize::default(),
+            hung: AtomicUsize::default(),
             in_flight: Gauge::default(),
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -304,6 +314,9 @@ async fn remove_background(fake: &Inner, seen: &Seen) -> Reply {
     }
 
     let _busy = fake.in_flight.enter();
+    if fake.hung.fetch_add(1, Ordering::SeqCst) < fake.script.hangs_first {
+        tokio::time::sleep(HANG).await;
+    }
     if fake.script.processing_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fake.script.processing_ms)).await;
     }
