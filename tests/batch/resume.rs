@@ -291,3 +291,58 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn killed_at_random_points_and_resumed_every_job_ends_exactly_once() {
+    // Seeded, so a failure names the kill time that found it.
+    let mut rng = fastrand::Rng::with_seed(0x5eed_c0de);
+    for round in 0..4 {
+        let fake = FakeRemovit::start(Script {
+            progress: vec![30; 6],
+            ..Script::default()
+        });
+        let ws = Workspace::new();
+        let photos: Vec<_> = (1..=4).map(|n| ws.photo(&format!("p{n}.png"))).collect();
+        let batch = ws
+            .batch_on(&fake)
+            .args(["--concurrency", "2"])
+            .args(photos.iter().map(|p| p.as_os_str().to_owned()));
+        let kill_after = Duration::from_millis(rng.u64(50..900));
+        let first = Watched::start(batch.command());
+        std::thread::sleep(kill_after);
+        first.kill();
+
+        let resume = ws.command(["resume", "--json"]).envs(fake.env()).run();
+        let case = format!("round {round}, killed after {kill_after:?}");
+        assert!(
+            matches!(resume.code, Some(0)),
+            "{case}: resume must finish the rest\n{resume}"
+        );
+        let mut files = ws.out_files();
+        files.sort();
+        assert_eq!(
+            files,
+            (1..=4).map(|n| format!("p{n}.png")).collect::<Vec<_>>(),
+            "{case}: one result per job, no duplicate and no temporary file\n{resume}"
+        );
+        // A paid call in flight at the kill has no answer to resume from,
+        // so at most the jobs running then (two) are sent again.
+        assert!(
+            fake.jobs_created() <= 4 + 2,
+            "{case}: {} jobs created\n{resume}",
+            fake.jobs_created()
+        );
+        let history = ws.command(["history", "--json"]).run();
+        let states: Vec<String> = history
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|j| j["state"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            states,
+            vec!["done"; 4],
+            "{case}: every job ends once\n{history}"
+        );
+    }
+}
