@@ -138,3 +138,43 @@ fn uploadcare_survives_throttling_and_server_errors_job_by_job() {
 fn removebgvideo_survives_throttling_and_server_errors_job_by_job() {
     run_cases::<FakeRemoveBgVideo>(|s, faults| s.create_faults = faults, clips);
 }
+
+/// A job the provider accepts and never finishes fails at the deadline,
+/// once, as retryable (waiting longer may yet see it finish), having been
+/// polled and paid for once, with nothing written.
+fn never_finishes<F: Fake>(script: F::Script, input: fn(&Workspace) -> PathBuf) {
+    let fake = F::start(script);
+    let ws = Workspace::new();
+    let run = ws
+        .batch_on(&fake)
+        .env("CUTOUT_POLL_DEADLINE_SECS", "1")
+        .arg(input(&ws))
+        .run();
+    let provider = F::PROVIDER;
+    run.assert_one_failure(&["did not finish within 1 s"]);
+    assert_eq!(run.of("failed")[0]["retryable"], true, "{provider}\n{run}");
+    assert_eq!(fake.submissions(), 1, "{provider}: sent once\n{run}");
+    ws.assert_nothing_written(&run);
+}
+
+#[test]
+fn a_job_uploadcare_never_finishes_fails_at_the_deadline_once() {
+    never_finishes::<FakeUploadcare>(
+        crate::fakes::uploadcare::Script {
+            ending: crate::fakes::uploadcare::Ending::Never,
+            ..Default::default()
+        },
+        |ws| ws.photo("bottle.jpg"),
+    );
+}
+
+#[test]
+fn a_job_removebgvideo_never_finishes_fails_at_the_deadline_once() {
+    never_finishes::<FakeRemoveBgVideo>(
+        crate::fakes::removebgvideo::Script {
+            ending: crate::fakes::removebgvideo::Ending::Never,
+            ..Default::default()
+        },
+        |ws| ws.file("clip.mp4", &fake_mp4(1)),
+    );
+}
