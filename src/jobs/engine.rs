@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::imaging::decode::DecodeLimits;
+use crate::imaging::decode::{self, DecodeLimits, SourceFormat};
 use crate::imaging::upload::{self, PreparedUpload};
 use crate::imaging::{self, ImagingError, OutputFormat};
 use crate::jobs::events::{Command, Event, JobSettings, NewJob, OutputSpec};
@@ -1069,14 +1069,14 @@ const RESULT_HEAD_BYTES: usize = 48;
 /// Cutout has no signature for.
 fn not_what_it_claims(extension: &str, head: &[u8]) -> Option<String> {
     let extension = extension.to_ascii_lowercase();
+    // Pictures by the decoder's own signatures; the other things providers
+    // deliver (videos, archives) by theirs.
+    if let Some(format) = SourceFormat::from_extension(&extension) {
+        let name = format!("a {} image", format.name());
+        return mismatch(&name, &extension, head, decode::sniff(head) == Some(format));
+    }
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
     let (name, looks_right) = match extension.as_str() {
-        "png" => ("a PNG image", at(0, b"\x89PNG\r\n\x1a\n")),
-        "jpg" | "jpeg" => ("a JPEG image", at(0, &[0xFF, 0xD8, 0xFF])),
-        "webp" => ("a WebP image", at(0, b"RIFF") && at(8, b"WEBP")),
-        "gif" => ("a GIF image", at(0, b"GIF8")),
-        "tif" | "tiff" => ("a TIFF image", at(0, b"II*\0") || at(0, b"MM\0*")),
-        "psd" => ("a Photoshop file", at(0, b"8BPS")),
         "webm" | "mkv" => ("a WebM video", at(0, &[0x1A, 0x45, 0xDF, 0xA3])),
         "mp4" | "m4v" | "mov" => (
             "a video",
@@ -1087,6 +1087,12 @@ fn not_what_it_claims(extension: &str, head: &[u8]) -> Option<String> {
         "zip" => ("a ZIP archive", at(0, b"PK\x03\x04")),
         _ => return None,
     };
+    mismatch(name, &extension, head, looks_right)
+}
+
+/// The message for a result whose first bytes are not `name`'s, or `None`
+/// when they are.
+fn mismatch(name: &str, extension: &str, head: &[u8], looks_right: bool) -> Option<String> {
     if looks_right {
         return None;
     }
