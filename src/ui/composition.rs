@@ -26,6 +26,7 @@ use crate::imaging::compose::{
 };
 use crate::imaging::refine::{self, MAX_SMOOTH_PX, Refine};
 use crate::imaging::{Background, OutputFormat};
+use crate::ui::sentence_case;
 
 /// A cut-out of the sample mug (`assets/samples/mug.jpg`, colour-keyed by
 /// the ignored test `generate_the_sample_cut_out` below), previewed until a
@@ -826,15 +827,6 @@ fn is_previewable(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("png") || e.eq_ignore_ascii_case("webp"))
-}
-
-/// "padding of 60% …" → "Padding of 60% …".
-fn sentence_case(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// One preview to render.

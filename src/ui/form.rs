@@ -24,6 +24,7 @@ use crate::providers::{OptionKind, OptionSpec, ProviderId, ProviderInfo, Provide
 use crate::settings::{Defaults, OutputSettings, Preset, Settings};
 use crate::ui::composition::{LayoutEditor, fixed_label_ui};
 use crate::ui::local::LocalPanel;
+use crate::ui::sentence_case;
 use crate::ui::setup::{ProviderSetup, ProviderStatus};
 
 /// What the file names field's tooltip says: every placeholder, with an
@@ -1111,15 +1112,6 @@ pub fn initial_provider(defaults: &Defaults, setup: &ProviderSetup) -> ProviderI
         })
         .or(preferred)
         .unwrap_or(ProviderId::Local)
-}
-
-/// "the naming template…" → "The naming template…".
-fn sentence_case(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

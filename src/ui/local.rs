@@ -32,6 +32,7 @@ use crate::paths::AppDirs;
 use crate::providers::local::DownloadBoard;
 use crate::providers::{ProviderId, RetryPolicy};
 use crate::ui::intake::DIALOG_UNAVAILABLE_WITHIN;
+use crate::ui::sentence_case;
 use crate::ui::setup::Waker;
 
 /// How often to redraw while something downloads, so its bar moves; only
@@ -1350,15 +1351,6 @@ fn installed_outcome(version: &str, runtime: &RuntimeStatus) -> Outcome {
              use it.",
             runtime_reason(other)
         )),
-    }
-}
-
-/// "the model…" → "The model…".
-fn sentence_case(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

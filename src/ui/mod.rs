@@ -22,6 +22,16 @@ mod welcome;
 
 pub use app::{CutoutApp, Startup};
 
+/// "the model…" → "The model…": messages built mid-sentence, shown as a
+/// line of their own.
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The green of "Done", the same in the queue and the History window;
 /// egui's visuals have no success colour.
 fn success_color(visuals: &egui::Visuals) -> egui::Color32 {

@@ -35,6 +35,7 @@ use crate::secrets::KeychainStatus;
 use crate::settings::{DefaultChoice, MAX_CONCURRENCY, Settings, SettingsProblem, Theme};
 use crate::ui::form::{NAMING_HELP, format_picker_ui};
 use crate::ui::local::LocalPanel;
+use crate::ui::sentence_case;
 use crate::ui::setup::{KeyOrigin, KeyTest, ProviderSetup, Waker};
 
 /// One provider credential: the provider and the credential's id.
@@ -1339,15 +1340,6 @@ fn forget_undo_history(ctx: &egui::Context, field: egui::Id) {
     if let Some(mut state) = TextEditState::load(ctx, field) {
         state.clear_undoer();
         state.store(ctx, field);
-    }
-}
-
-/// "public key" → "Public key", for field labels.
-fn sentence_case(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 
