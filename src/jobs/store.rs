@@ -257,6 +257,24 @@ pub struct JobStore {
     _session_lock: File,
 }
 
+// The statements every job runs at every step, parsed once per connection
+// (`prepare_cached`): parsing them each time cost more than running them.
+const JOB_EXISTS: &str = "SELECT 1 FROM jobs WHERE id = ?1";
+const JOB_STATE: &str = "SELECT state, remote_id, accepted FROM jobs WHERE id = ?1";
+const INSERT_JOB: &str = "INSERT INTO jobs (id, batch_id, session_id, input, input_name, kind,
+        provider, model, settings, remote_id, state, state_detail, created_at_ms, updated_at_ms)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
+const RESTORE_JOB: &str = "UPDATE jobs SET session_id = ?2, state = ?3, state_detail = ?4,
+        error = NULL, updated_at_ms = ?5, finished_at_ms = NULL
+    WHERE id = ?1";
+const UPDATE_JOB: &str = "UPDATE jobs SET remote_id = ?2, accepted = ?3, state = ?4,
+        state_detail = ?5, error = ?6, credits_charged = ?7, warnings = ?8, updated_at_ms = ?9,
+        finished_at_ms = ?10, provider = ?11, model = ?12, kind = ?13,
+        settings = COALESCE(?14, settings)
+    WHERE id = ?1";
+const INSERT_TRANSITION: &str =
+    "INSERT INTO transitions (job_id, at_ms, state, detail) VALUES (?1, ?2, ?3, ?4)";
+
 impl JobStore {
     /// Opens (or creates) the history at `path`, upgrades its schema, and
     /// starts a session. A damaged database is moved aside to
@@ -354,32 +372,24 @@ impl JobStore {
             .transaction()
             .map_err(database_error(&self.path))?;
         let exists: bool = tx
-            .query_row(
-                "SELECT 1 FROM jobs WHERE id = ?1",
-                [job.id.0 as i64],
-                |_| Ok(true),
-            )
+            .prepare_cached(JOB_EXISTS)
+            .and_then(|mut statement| statement.query_row([job.id.0 as i64], |_| Ok(true)))
             .optional()
             .map(|found| found.is_some())
             .map_err(database_error(&self.path))?;
         let result = if exists {
-            tx.execute(
-                "UPDATE jobs SET session_id = ?2, state = ?3, state_detail = ?4, error = NULL,
-                     updated_at_ms = ?5, finished_at_ms = NULL WHERE id = ?1",
-                params![
+            tx.prepare_cached(RESTORE_JOB).and_then(|mut statement| {
+                statement.execute(params![
                     job.id.0 as i64,
                     self.session as i64,
                     job.state.name(),
                     to_json(&job.state),
                     now
-                ],
-            )
+                ])
+            })
         } else {
-            tx.execute(
-                "INSERT INTO jobs (id, batch_id, session_id, input, input_name, kind, provider, model,
-                     settings, remote_id, state, state_detail, created_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-                params![
+            tx.prepare_cached(INSERT_JOB).and_then(|mut statement| {
+                statement.execute(params![
                     job.id.0 as i64,
                     batch.unwrap_or_default() as i64,
                     self.session as i64,
@@ -393,15 +403,20 @@ impl JobStore {
                     job.state.name(),
                     to_json(&job.state),
                     now
-                ],
-            )
+                ])
+            })
         };
         result
             .and_then(|_| {
-                tx.execute(
-                    "INSERT INTO transitions (job_id, at_ms, state, detail) VALUES (?1, ?2, ?3, ?4)",
-                    params![job.id.0 as i64, now, job.state.name(), transition_detail(job)],
-                )
+                tx.prepare_cached(INSERT_TRANSITION)
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            job.id.0 as i64,
+                            now,
+                            job.state.name(),
+                            transition_detail(job)
+                        ])
+                    })
             })
             .and_then(|_| tx.commit())
             .map_err(database_error(&self.path))
@@ -422,11 +437,10 @@ impl JobStore {
         let now = now_ms();
         let previous: Option<(String, Option<String>, bool)> = self
             .conn
-            .query_row(
-                "SELECT state, remote_id, accepted FROM jobs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached(JOB_STATE)
+            .and_then(|mut statement| {
+                statement.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            })
             .optional()
             .map_err(self.db())?;
         let Some((previous_state, previous_remote, previous_accepted)) = previous else {
@@ -449,12 +463,9 @@ impl JobStore {
             .transaction()
             .map_err(database_error(&self.path))?;
         let written = tx
-            .execute(
-                "UPDATE jobs SET remote_id = ?2, accepted = ?3, state = ?4, state_detail = ?5, error = ?6,
-                     credits_charged = ?7, warnings = ?8, updated_at_ms = ?9, finished_at_ms = ?10,
-                     provider = ?11, model = ?12, kind = ?13, settings = COALESCE(?14, settings)
-                 WHERE id = ?1",
-                params![
+            .prepare_cached(UPDATE_JOB)
+            .and_then(|mut statement| {
+                statement.execute(params![
                     id,
                     job.remote_id,
                     accepted,
@@ -469,16 +480,21 @@ impl JobStore {
                     job.model,
                     job.kind.map(|k| to_json(&k)),
                     settings.map(to_json),
-                ],
-            )
+                ])
+            })
             .and_then(|_| {
                 if previous_state == job.state.name() {
                     return Ok(0);
                 }
-                tx.execute(
-                    "INSERT INTO transitions (job_id, at_ms, state, detail) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, now, job.state.name(), transition_detail(job)],
-                )
+                tx.prepare_cached(INSERT_TRANSITION)
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            id,
+                            now,
+                            job.state.name(),
+                            transition_detail(job)
+                        ])
+                    })
             })
             .and_then(|_| tx.commit());
         if paid_fact {
