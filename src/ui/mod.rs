@@ -92,9 +92,74 @@ pub fn run(startup: Startup) -> eframe::Result {
         viewport,
         ..Default::default()
     };
+    let probe_first_frame = (startup.env)(FIRST_FRAME_PROBE_VAR).is_some_and(|v| v == "1");
     eframe::run_native(
         "Cutout",
         options,
-        Box::new(|cc| Ok(Box::new(CutoutApp::new(&cc.egui_ctx, startup)?))),
+        Box::new(move |cc| {
+            let app = CutoutApp::new(&cc.egui_ctx, startup)?;
+            Ok(if probe_first_frame {
+                Box::new(FirstFrameProbe::new(app))
+            } else {
+                Box::new(app)
+            })
+        }),
     )
+}
+
+/// Set to `1`, the window prints [`FIRST_FRAME_LINE`] once its first frame
+/// is on screen and closes: how `cargo bench --bench app` times start-up
+/// from outside the process, the same way for Cutout and for a bare egui
+/// window.
+pub const FIRST_FRAME_PROBE_VAR: &str = "CUTOUT_PROBE_FIRST_FRAME";
+
+/// What [`FirstFrameProbe`] prints on standard output.
+pub const FIRST_FRAME_LINE: &str = "first frame shown";
+
+/// Wraps an app to report when its first frame has been painted, then close
+/// the window. eframe calls `logic` at the start of each frame, after the
+/// previous one was painted and presented, so the second frame's `logic` is
+/// the first moment the window is known to be on screen. Public so the
+/// start-up benchmark's reference window is measured by the same code.
+pub struct FirstFrameProbe<A> {
+    app: A,
+    frames_started: u32,
+}
+
+impl<A: eframe::App> FirstFrameProbe<A> {
+    /// Probes `app`'s first frame.
+    pub fn new(app: A) -> Self {
+        FirstFrameProbe {
+            app,
+            frames_started: 0,
+        }
+    }
+}
+
+impl<A: eframe::App> eframe::App for FirstFrameProbe<A> {
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        self.frames_started += 1;
+        if self.frames_started == 2 {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{FIRST_FRAME_LINE}");
+            let _ = out.flush();
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        self.app.logic(ctx, frame);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.app.ui(ui, frame);
+        // A second frame, even when nothing else asks for one.
+        ui.ctx().request_repaint();
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.app.save(storage);
+    }
+
+    fn on_exit(&mut self) {
+        self.app.on_exit();
+    }
 }
