@@ -7,6 +7,8 @@ mod fakes;
 
 #[path = "batch/commands.rs"]
 mod commands;
+#[path = "batch/disk.rs"]
+mod disk;
 #[path = "batch/faults.rs"]
 mod faults;
 #[path = "batch/harness.rs"]

@@ -71,7 +71,7 @@ pub enum JobError {
         source: ProviderError,
     },
     /// The result could not be written.
-    #[error("{action}: {source}: {path}")]
+    #[error("{action}: {}: {path}", disk_words(.source))]
     Output {
         /// What Cutout was doing.
         action: &'static str,
@@ -96,6 +96,35 @@ impl JobError {
             JobError::Imaging(_) | JobError::Unsupported(_) => false,
         }
     }
+}
+
+/// Makes sure what was written to `file` is on the disk. tokio's `File`
+/// writes in the background and keeps a failed write's error for the next
+/// write or flush: `sync_all` alone would succeed on an empty file when the
+/// disk is full, and the job would be "done" with nothing saved. `flush`
+/// reports that error.
+async fn write_through(file: &mut tokio::fs::File) -> std::io::Result<()> {
+    file.flush().await?;
+    file.sync_all().await
+}
+
+/// An output error in words a person can act on: the common disk troubles
+/// named plainly, with the system's name for them kept for support.
+fn disk_words(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let plain = match error.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => "the disk is full",
+        ErrorKind::ReadOnlyFilesystem => "the disk is read-only",
+        ErrorKind::PermissionDenied => "Cutout may not write there",
+        ErrorKind::NotADirectory | ErrorKind::AlreadyExists => {
+            "a file stands where a folder should be"
+        }
+        ErrorKind::NotFound => "it is no longer there",
+        _ => return error.to_string(),
+    };
+    // The kind's own words: the error itself may name Cutout's temporary
+    // file, which means nothing to a person.
+    format!("{plain} ({})", error.kind())
 }
 
 /// Called after every published event, so a window that sleeps between
@@ -951,6 +980,21 @@ impl JobTask {
         Ok(outputs)
     }
 
+    /// The format a result is re-encoded in, or `None` to save it as the
+    /// provider delivered it.
+    fn convert_to(&self, asset: &ResultAsset) -> Option<OutputFormat> {
+        if self.request.kind.is_video() {
+            return None;
+        }
+        let delivered = delivered_format(&asset.extension);
+        match (self.output.format, delivered) {
+            (Some(format), Some(_)) => Some(format),
+            // The provider's own format, re-encoded only to compose.
+            (None, Some(delivered)) if !self.output.composition.is_identity() => Some(delivered),
+            _ => None,
+        }
+    }
+
     async fn fetch_asset(
         &self,
         asset: &ResultAsset,
@@ -961,6 +1005,38 @@ impl JobTask {
             source,
             path: dir.to_owned(),
         };
+        let convert_to = self.convert_to(asset);
+        if let (AssetSource::Bytes(bytes), None) = (&asset.source, convert_to) {
+            // Saved as delivered, the commonest case: checked in memory,
+            // then written and flushed in one trip to a blocking thread.
+            let head = &bytes[..bytes.len().min(RESULT_HEAD_BYTES)];
+            if let Some(why) = not_what_it_claims(&asset.extension, head) {
+                return Err(self.provider_error(ProviderError::Protocol(why)));
+            }
+            let bytes = bytes.clone();
+            let folder = dir.to_owned();
+            let owner = self.partial_owner.clone();
+            let pending = tokio::task::spawn_blocking(move || {
+                let pending = PendingOutput::create(&folder, &owner).map_err(|e| (true, e))?;
+                let mut file = pending.reopen().map_err(|e| (false, e))?;
+                std::io::Write::write_all(&mut file, &bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| (false, e))?;
+                Ok(pending)
+            })
+            .await
+            .map_err(|e| output_error(std::io::Error::other(e.to_string())))?
+            .map_err(|(creating, source)| JobError::Output {
+                action: if creating {
+                    "cannot write to the output folder"
+                } else {
+                    "cannot write the result"
+                },
+                source,
+                path: dir.to_owned(),
+            })?;
+            return Ok((pending, asset.extension.clone()));
+        }
         let pending = {
             let dir = dir.to_owned();
             let owner = self.partial_owner.clone();
@@ -970,26 +1046,15 @@ impl JobTask {
                 .map_err(output_error)?
         };
         let temp_path = pending.path().to_owned();
+        // The folder, not the hidden temporary file: that is what a person
+        // can look at and free space on.
         let write_error = |source| JobError::Output {
             action: "cannot write the result",
             source,
-            path: temp_path.clone(),
+            path: dir.to_owned(),
         };
         let handle = pending.reopen().map_err(write_error)?;
         let mut file = tokio::fs::File::from_std(handle);
-        let convert_to = if self.request.kind.is_video() {
-            None
-        } else {
-            let delivered = delivered_format(&asset.extension);
-            match (self.output.format, delivered) {
-                (Some(format), Some(_)) => Some(format),
-                // The provider's own format, re-encoded only to compose.
-                (None, Some(delivered)) if !self.output.composition.is_identity() => {
-                    Some(delivered)
-                }
-                _ => None,
-            }
-        };
         let bytes = match &asset.source {
             AssetSource::Pixels(cutout) => {
                 // Decoded already: composed and encoded from memory, in the
@@ -1002,7 +1067,7 @@ impl JobTask {
                         .await
                         .map_err(|e| write_error(std::io::Error::other(e.to_string())))??;
                 file.write_all(&encoded).await.map_err(write_error)?;
-                file.sync_all().await.map_err(write_error)?;
+                write_through(&mut file).await.map_err(write_error)?;
                 return Ok((pending, format.extension().to_owned()));
             }
             AssetSource::Url(url) => {
@@ -1015,15 +1080,11 @@ impl JobTask {
                     None => None,
                 }
             }
-            AssetSource::Bytes(bytes) => {
-                if convert_to.is_none() {
-                    file.write_all(bytes).await.map_err(write_error)?;
-                }
-                Some(bytes.to_vec())
-            }
+            // Bytes saved as delivered returned above: these are converted.
+            AssetSource::Bytes(bytes) => Some(bytes.to_vec()),
         };
         let Some(format) = convert_to else {
-            file.sync_all().await.map_err(write_error)?;
+            write_through(&mut file).await.map_err(write_error)?;
             // Saved as delivered: at least make sure it is what its name
             // will say, not an error page sent with an image's type.
             let mut head = Vec::with_capacity(RESULT_HEAD_BYTES);
@@ -1054,7 +1115,7 @@ impl JobTask {
         file.set_len(0).await.map_err(write_error)?;
         file.rewind().await.map_err(write_error)?;
         file.write_all(&converted).await.map_err(write_error)?;
-        file.sync_all().await.map_err(write_error)?;
+        write_through(&mut file).await.map_err(write_error)?;
         Ok((pending, format.extension().to_owned()))
     }
 }

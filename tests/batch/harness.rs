@@ -148,6 +148,7 @@ impl Workspace {
         }
         Cutout {
             case: None,
+            wrapper: Vec::new(),
             args: args.into_iter().map(Into::into).collect(),
             env,
             cwd: self.dir.path().to_owned(),
@@ -195,6 +196,8 @@ fn collect_files(root: &Path, dir: &Path, found: &mut Vec<String>) {
 /// A `cutout` command line being put together.
 pub struct Cutout {
     case: Option<String>,
+    /// A program `cutout` runs under (`unshare …`), with its arguments.
+    wrapper: Vec<OsString>,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     cwd: PathBuf,
@@ -204,6 +207,13 @@ impl Cutout {
     /// Names the table row this run belongs to, for failure messages.
     pub fn case(mut self, case: &str) -> Cutout {
         self.case = Some(case.to_owned());
+        self
+    }
+
+    /// Runs `cutout` as the last arguments of `program args…`, for a test
+    /// that needs it in a different world (a small private disk).
+    pub fn under<S: Into<OsString>>(mut self, program: S, args: Vec<OsString>) -> Cutout {
+        self.wrapper = std::iter::once(program.into()).chain(args).collect();
         self
     }
 
@@ -252,7 +262,15 @@ impl Cutout {
     /// The process as configured, not started: for tests that need to
     /// watch its output line by line.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cutout"));
+        let cutout = OsString::from(env!("CARGO_BIN_EXE_cutout"));
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(cutout);
+                command
+            }
+            None => Command::new(cutout),
+        };
         command
             .args(&self.args)
             .env_clear()
