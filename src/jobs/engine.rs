@@ -910,6 +910,7 @@ impl JobTask {
         let deadline = Instant::now() + deadline_span;
         let mut interval = self.poll.initial_interval;
         let mut last_progress = None;
+        let mut last_status = None;
         loop {
             tokio::time::sleep(interval).await;
             let status = self
@@ -918,7 +919,8 @@ impl JobTask {
                 .await
                 .map_err(|e| self.provider_error(e))?;
             match status {
-                PollStatus::Pending { progress } => {
+                PollStatus::Pending { progress, status } => {
+                    last_status = status.or(last_status);
                     if last_progress != Some(progress) {
                         last_progress = Some(progress);
                         self.send(Update::Transition(Transition::Progress { progress }));
@@ -931,7 +933,7 @@ impl JobTask {
             }
             if Instant::now() >= deadline {
                 let secs = deadline_span.as_secs();
-                return Err(self.provider_error(ProviderError::Deadline { secs }));
+                return Err(self.provider_error(ProviderError::Deadline { secs, last_status }));
             }
             interval = interval.mul_f64(1.5).min(self.poll.max_interval);
         }
@@ -1202,6 +1204,10 @@ impl JobReporter for TaskReporter<'_> {
 
     fn warning(&self, message: String) {
         self.task.send(Update::Warning(message));
+    }
+
+    fn poll_deadline(&self) -> Option<Duration> {
+        self.task.poll.deadline
     }
 }
 

@@ -81,14 +81,34 @@ pub enum ProviderError {
         /// The HTTP status the link answered.
         status: u16,
     },
+    /// A successful answer that broke off or was not the JSON the provider
+    /// speaks (an HTML page from a proxy, JSON cut short). A call that is
+    /// safe to repeat was asked again until the retry budget ran out; a paid
+    /// call is never asked again, since the provider may have acted on it.
+    /// Either way the job itself may be fine, so it can be retried.
+    #[error("{}", unreadable_words(.what, .message, *.attempts, *.paid))]
+    Unreadable {
+        /// The call, as in [`Call::what`].
+        what: &'static str,
+        /// What was wrong with the answer, quoting its start.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Whether the call was a paid one, which is never asked again.
+        paid: bool,
+    },
     /// The provider reports that the job itself failed.
     #[error("the provider could not process it: {0}")]
     RemoteFailed(String),
-    /// A job that did not finish in time.
-    #[error("the provider did not finish within {secs} s; retry to keep waiting")]
+    /// A job that did not finish in time. The provider's last word for
+    /// where the job stood is quoted, so an unexpected one ("paused") is
+    /// seen rather than waited on in silence.
+    #[error("{}", deadline_words(*.secs, .last_status.as_deref()))]
     Deadline {
         /// The deadline that passed.
         secs: u64,
+        /// The last status the provider reported, in its own word.
+        last_status: Option<String>,
     },
     /// A credential is not configured.
     #[error(
@@ -131,9 +151,35 @@ impl ProviderError {
                 | ProviderError::Server { .. }
                 | ProviderError::Network { .. }
                 | ProviderError::Deadline { .. }
+                | ProviderError::Unreadable { .. }
                 | ProviderError::Io { .. }
                 | ProviderError::ResultGone { .. }
         ) || matches!(self, ProviderError::Local(local) if local.is_retryable())
+    }
+}
+
+fn unreadable_words(what: &str, message: &str, attempts: u32, paid: bool) -> String {
+    if paid {
+        format!(
+            "the provider's answer to the {what} could not be read, and it may have acted on the request, so it was not sent again; check your account before retrying: {message}"
+        )
+    } else {
+        format!(
+            "the provider's answer to the {what} could not be read after {attempts} attempt(s); retry later: {message}"
+        )
+    }
+}
+
+fn deadline_words(secs: u64, last_status: Option<&str>) -> String {
+    match last_status {
+        Some(word) => {
+            // The provider's word, on one line and short: it is quoted, not trusted.
+            let word = one_line(word, 40);
+            format!(
+                "the provider did not finish within {secs} s; its last status was “{word}”; retry to keep waiting"
+            )
+        }
+        None => format!("the provider did not finish within {secs} s; retry to keep waiting"),
     }
 }
 
@@ -417,19 +463,42 @@ impl HttpClient {
         call: Call,
         build: impl Fn() -> Result<RequestBuilder, ProviderError>,
     ) -> Result<Response, ProviderError> {
-        self.send_keeping_keys(call, build)
-            .await
-            .map(|(response, _)| response)
+        match self
+            .send_keeping_keys(call, build, Wanted::Response)
+            .await?
+        {
+            (Answer::Response(response), _) => Ok(response),
+            (Answer::Json(_), _) => unreachable!("a response was asked for"),
+        }
     }
 
-    /// [`send`](Self::send), also returning the keys the request carried
-    /// (its sensitive header values), so what the caller quotes from the
-    /// answer can be scrubbed of them too.
+    /// [`send`](Self::send), then reads the whole body and checks that it is
+    /// JSON. On a call that is safe to repeat (a status poll), an answer that
+    /// breaks off or is not JSON (an HTML page from a proxy, JSON cut short)
+    /// is asked for again within the retry budget, since one garbled answer
+    /// says nothing about the job; if every attempt is garbled the call fails
+    /// as [`ProviderError::Unreadable`], which a later retry may clear. A paid
+    /// call is never sent again: it fails at once, quoting the answer.
+    pub async fn send_for_json(
+        &self,
+        call: Call,
+        build: impl Fn() -> Result<RequestBuilder, ProviderError>,
+    ) -> Result<Bytes, ProviderError> {
+        match self.send_keeping_keys(call, build, Wanted::Json).await? {
+            (Answer::Json(body), _) => Ok(body),
+            (Answer::Response(_), _) => unreachable!("a JSON body was asked for"),
+        }
+    }
+
+    /// [`send`](Self::send) or [`send_for_json`](Self::send_for_json), also
+    /// returning the keys the request carried (its sensitive header values),
+    /// so what the caller quotes from the answer can be scrubbed of them too.
     async fn send_keeping_keys(
         &self,
         call: Call,
         build: impl Fn() -> Result<RequestBuilder, ProviderError>,
-    ) -> Result<(Response, Vec<String>), ProviderError> {
+        wanted: Wanted,
+    ) -> Result<(Answer, Vec<String>), ProviderError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -441,16 +510,32 @@ impl HttpClient {
             let keys = sent_keys(request.headers());
             let outcome = client.execute(request).await;
             let (error, retry_after) = match outcome {
-                Ok(response) if response.status().is_success() => return Ok((response, keys)),
+                Ok(response) if response.status().is_success() => match wanted {
+                    Wanted::Response => return Ok((Answer::Response(response), keys)),
+                    Wanted::Json => match read_json_body(response).await {
+                        Ok(body) => return Ok((Answer::Json(body), keys)),
+                        Err(message) => {
+                            let paid = call.replay == Replay::WhenUnprocessed;
+                            let error = ProviderError::Unreadable {
+                                what: call.what,
+                                message: hide_keys(message, &keys),
+                                attempts: attempt,
+                                paid,
+                            };
+                            if paid {
+                                return Err(error);
+                            }
+                            (error, None)
+                        }
+                    },
+                },
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(response.headers());
                     let body = response.bytes().await.unwrap_or_default();
                     // A provider may quote the key it refused; the message
                     // reaches the job's error, the history and the log.
-                    let message = (call.error_message)(&body)
-                        .unwrap_or_else(|| fallback_message(status, &body));
-                    let message = hide_keys(message, &keys);
+                    let message = refusal_message(call, status, &body, &keys);
                     let may_replay = match call.replay {
                         Replay::Always => true,
                         Replay::WhenUnprocessed => matches!(status.as_u16(), 429 | 502 | 503 | 504),
@@ -490,17 +575,17 @@ impl HttpClient {
         }
     }
 
-    /// [`send`](Self::send), then parses the body as `T`.
+    /// [`send_for_json`](Self::send_for_json), then parses the body as `T`;
+    /// JSON of another shape is a [`ProviderError::Protocol`] error.
     pub async fn send_json<T: DeserializeOwned>(
         &self,
         call: Call,
         build: impl Fn() -> Result<RequestBuilder, ProviderError>,
     ) -> Result<T, ProviderError> {
-        let (response, keys) = self.send_keeping_keys(call, build).await?;
-        let body = response.bytes().await.map_err(|e| ProviderError::Network {
-            message: describe(&e),
-            attempts: 1,
-        })?;
+        let (answer, keys) = self.send_keeping_keys(call, build, Wanted::Json).await?;
+        let Answer::Json(body) = answer else {
+            unreachable!("a JSON body was asked for")
+        };
         parse_json(call.what, &body).map_err(|error| match error {
             ProviderError::Protocol(message) => ProviderError::Protocol(hide_keys(message, &keys)),
             other => other,
@@ -639,6 +724,44 @@ impl HttpClient {
     }
 }
 
+/// What [`HttpClient::send_keeping_keys`] hands back on success.
+enum Wanted {
+    /// The response, its body unread.
+    Response,
+    /// The whole body, checked to be JSON.
+    Json,
+}
+
+/// A successful answer, as [`Wanted`].
+enum Answer {
+    Response(Response),
+    Json(Bytes),
+}
+
+/// The whole body of a successful answer when it is JSON; otherwise what was
+/// wrong with it, quoting its start.
+async fn read_json_body(response: Response) -> Result<Bytes, String> {
+    let is_html = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("the answer broke off ({})", describe(&e)))?;
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        Ok(_) => Ok(body),
+        Err(_) if body.trim_ascii().is_empty() => Err("the answer was empty".to_owned()),
+        Err(_) if is_html || body.trim_ascii_start().starts_with(b"<") => Err(format!(
+            "it was a web page instead of JSON: `{}`",
+            snippet(&body)
+        )),
+        Err(e) if e.is_eof() => Err(format!("the JSON was cut short: `{}`", snippet(&body))),
+        Err(e) => Err(format!("it was not valid JSON ({e}): `{}`", snippet(&body))),
+    }
+}
+
 /// Parses a JSON body, turning a mismatch into a [`ProviderError::Protocol`]
 /// that quotes the start of the body (bodies never contain keys).
 pub fn parse_json<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ProviderError> {
@@ -762,12 +885,51 @@ pub fn hide_keys(mut message: String, keys: &[String]) -> String {
 
 /// The first 200 characters of a body on one line, for messages.
 pub fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &one_line[..cut]),
-        None => one_line,
+    one_line(&String::from_utf8_lossy(body), 200)
+}
+
+/// The most characters of a provider's own words a message quotes (an error
+/// body's text, a failed job's reason, a warning), before the cut marked `…`.
+pub const PROVIDER_WORDS_MAX_CHARS: usize = 400;
+
+/// A provider's words as Cutout quotes them: on one line, without control
+/// characters, and cut to [`PROVIDER_WORDS_MAX_CHARS`]. Every message that
+/// passes provider text on to a job error, a warning, the history or the log
+/// goes through here, so a 10 MB error body is never a 10 MB message or log
+/// line, and a provider cannot move the terminal's cursor or forge log lines.
+/// Cutting again changes nothing.
+pub fn provider_words(text: &str) -> String {
+    one_line(text, PROVIDER_WORDS_MAX_CHARS)
+}
+
+/// The message for a refused call: the provider's words from the error body
+/// (or the status's reason when it gave none), with the keys the request
+/// carried hidden *before* the cut, so no piece of a key survives it.
+pub fn refusal_message(call: Call, status: StatusCode, body: &[u8], keys: &[String]) -> String {
+    let message = (call.error_message)(body).unwrap_or_else(|| fallback_message(status, body));
+    provider_words(&hide_keys(message, keys))
+}
+
+/// `text` on one line: runs of whitespace and control characters become one
+/// space, and after `keep_chars` characters the rest becomes `…`. Reads no
+/// further than it keeps, so a huge text costs no more than a short one.
+fn one_line(text: &str, keep_chars: usize) -> String {
+    let mut line = String::new();
+    let mut kept = 0;
+    let words = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty());
+    for word in words {
+        for c in (kept > 0).then_some(' ').into_iter().chain(word.chars()) {
+            if kept == keep_chars {
+                line.push('…');
+                return line;
+            }
+            line.push(c);
+            kept += 1;
+        }
     }
+    line
 }
 
 /// Words for a transport error, without the URL.
@@ -775,7 +937,7 @@ fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
-        "could not connect"
+        "could not reach the service"
     } else if error.is_body() || error.is_decode() {
         "the connection broke"
     } else {
@@ -912,5 +1074,142 @@ mod tests {
         assert!(
             error(503).is_retryable() && !error(401).is_retryable() && !error(422).is_retryable()
         );
+    }
+
+    /// A server answering each call with the next of `answers` (status,
+    /// content type, body), the last one for good; and its call count.
+    async fn scripted(
+        answers: Vec<(u16, &'static str, &'static str)>,
+    ) -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            let (status, content_type, body) = answers[n.min(answers.len() - 1)];
+            async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::CONTENT_TYPE, content_type)],
+                    body,
+                )
+            }
+        });
+        (crate::providers::test_support::serve(app).await, calls)
+    }
+
+    fn call(replay: Replay) -> Call {
+        Call {
+            what: "job status",
+            replay,
+            error_message: |_| None,
+        }
+    }
+
+    const PROXY_PAGE: (u16, &str, &str) =
+        (200, "text/html", "<html><body>Bad gateway</body></html>");
+    const CUT_SHORT: (u16, &str, &str) = (200, "application/json", r#"{"status":"#);
+
+    #[tokio::test]
+    async fn regression_f3_a_garbled_answer_to_a_status_poll_is_asked_for_again() {
+        let (url, calls) = scripted(vec![
+            PROXY_PAGE,
+            (200, "application/json", r#"{"status":"done"}"#),
+        ])
+        .await;
+        let http = crate::providers::test_support::fast_http();
+        let body = http
+            .send_for_json(call(Replay::Always), || Ok(http.api().get(url.clone())))
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"status":"done"}"#);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_status_answer_garbled_every_time_fails_as_unreadable_and_can_be_retried() {
+        let (url, calls) = scripted(vec![CUT_SHORT]).await;
+        let http = crate::providers::test_support::fast_http();
+        let error = http
+            .send_for_json(call(Replay::Always), || Ok(http.api().get(url.clone())))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ProviderError::Unreadable {
+                    attempts: 2,
+                    paid: false,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.is_retryable());
+        let message = error.to_string();
+        assert!(
+            message.contains("job status could not be read after 2 attempt(s)"),
+            "{message}"
+        );
+        assert!(message.contains(r#"cut short: `{"status":`"#), "{message}");
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the whole budget"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_garbled_answer_to_a_paid_call_is_never_sent_again() {
+        for answer in [CUT_SHORT, PROXY_PAGE, (201, "application/json", "{oops}")] {
+            let (url, calls) = scripted(vec![answer]).await;
+            let http = crate::providers::test_support::fast_http();
+            let error = http
+                .send_for_json(call(Replay::WhenUnprocessed), || {
+                    Ok(http.api().post(url.clone()))
+                })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, ProviderError::Unreadable { paid: true, .. }),
+                "{error:?}"
+            );
+            assert!(
+                error.to_string().contains("it was not sent again"),
+                "{error}"
+            );
+            assert_eq!(
+                calls.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deadline_quotes_the_providers_last_status_word_on_one_short_line() {
+        let error = ProviderError::Deadline {
+            secs: 20,
+            last_status: Some("paused".to_owned()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the provider did not finish within 20 s; its last status was “paused”; retry to keep waiting"
+        );
+        let long = ProviderError::Deadline {
+            secs: 1,
+            last_status: Some(format!("odd\n{}", "x".repeat(500))),
+        };
+        let message = long.to_string();
+        assert!(
+            message.contains("“odd xxx") && message.len() < 160,
+            "{message}"
+        );
+        let silent = ProviderError::Deadline {
+            secs: 1,
+            last_status: None,
+        };
+        assert!(!silent.to_string().contains("last status"), "{silent}");
     }
 }

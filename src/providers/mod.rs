@@ -3,6 +3,8 @@
 //! stay there. The engine only sees this module's types, so adding a provider
 //! never touches the scheduler.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod local;
 pub mod removebg;
@@ -484,6 +486,13 @@ pub trait JobReporter: Send + Sync {
     /// The provider said something the user should see but that is not an
     /// error.
     fn warning(&self, message: String);
+    /// How long the user lets a remote step take, when they set a limit
+    /// (`CUTOUT_POLL_DEADLINE_SECS`). The engine applies it to polling; a
+    /// provider that waits inside `submit` (Uploadcare fetching an input URL)
+    /// applies it there instead of its own limit. `None`: no limit was set.
+    fn poll_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// What `submit` ends with.
@@ -542,6 +551,10 @@ pub enum PollStatus {
     Pending {
         /// 0–100 when the provider reports it.
         progress: Option<u8>,
+        /// The provider's own word for where the job stands (`processing`,
+        /// or one Cutout does not know, such as `paused`), quoted if the job
+        /// never finishes.
+        status: Option<String>,
     },
     /// Finished; download these.
     Done(JobResult),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::http::{InputFile, endpoint_url, json_amount, parse_answer, read_body};
+use super::http::{InputFile, endpoint_url, json_amount, parse_answer, provider_words, read_body};
 use super::removebg_params::{
     validate_crop_margin, validate_position, validate_roi, validate_scale,
 };
@@ -350,7 +350,7 @@ fn finished(
         return Err(ProviderError::Protocol(format!(
             "expected a PNG image but got {} bytes of {}",
             body.len(),
-            content_type.unwrap_or("an unnamed type")
+            content_type.map_or_else(|| "an unnamed type".to_owned(), provider_words)
         )));
     }
     Ok(JobResult {
@@ -409,6 +409,30 @@ fn describe(error: WireError) -> Option<String> {
         Some(code) => format!("{head} ({code})"),
         None => head,
     })
+}
+
+/// Runs every parser of remove.bg's answers on `data` and returns the words
+/// each would put in front of a user, for the fuzz targets
+/// ([`super::fuzzing`]), so no wire type leaves this file. `data` is an
+/// `X-Credits-Charged` (and `Content-Type`) value, a newline, then the body.
+pub(crate) fn parse_any(data: &[u8]) -> Vec<String> {
+    let (header, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (&[][..], data),
+    };
+    let header = String::from_utf8_lossy(header);
+    let result = finished(Bytes::copy_from_slice(body), Some(&header), Some(&header));
+    let account = parse_answer("the account check", body);
+    let mut words = super::fuzzing::outcome_words(&result);
+    words.extend(super::fuzzing::outcome_words(&account));
+    words.extend(account.ok().as_ref().and_then(balance));
+    words.push(super::http::refusal_message(
+        REMOVE,
+        reqwest::StatusCode::BAD_REQUEST,
+        body,
+        &[],
+    ));
+    words
 }
 
 #[cfg(test)]

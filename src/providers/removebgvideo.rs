@@ -4,10 +4,16 @@
 //! on the web), create the job as a *draft* (`auto_start: false`), report its
 //! id, then start it. Drafting first means the id is saved before anything is
 //! billed, so a crash between the calls resumes the job instead of paying for
-//! it twice. Video can only be composed remotely, so this provider sends the
-//! user's background (and an optional canvas composition) with the job.
+//! it twice. A start whose outcome is unknown (a server error, a timeout) is
+//! not sent again: polling finds out, and a poll that finds the job still a
+//! draft (`created`) starts it, once per run, so it is finished rather than
+//! waited on for hours. Video can only be composed remotely, so this
+//! provider sends the user's background (and an optional canvas
+//! composition) with the job.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -17,7 +23,9 @@ use serde_json::{Map, Value};
 use tokio_util::io::ReaderStream;
 use url::Url;
 
-use super::http::{endpoint_url, json_amount, json_text, mime_for_path, unreadable_input};
+use super::http::{
+    endpoint_url, json_amount, json_text, mime_for_path, provider_words, unreadable_input,
+};
 use super::{
     AssetSource, Call, CredentialSpec, EndpointSpec, HealthCheck, HealthReport, HttpClient,
     JobReporter, JobRequest, JobResult, KeyCheck, ModelInfo, OptionKind, OptionSpec, PollStatus,
@@ -192,6 +200,9 @@ pub struct RemoveBgVideo {
     /// The key as a header value marked sensitive, so it is exposed once and
     /// never printed by `Debug` or reqwest's logs.
     key: HeaderValue,
+    /// Jobs this run has started, so a job the service still calls
+    /// `created` after its start is never started (and billed) again.
+    started: Mutex<HashSet<String>>,
 }
 
 impl RemoveBgVideo {
@@ -204,6 +215,7 @@ impl RemoveBgVideo {
             http: config.http,
             base,
             key,
+            started: Mutex::default(),
         })
     }
 
@@ -311,17 +323,18 @@ impl Provider for RemoveBgVideo {
         // Saved before the job is started, which is what bills it.
         report.remote_id(&remote_id);
 
-        let start_url = api_url(&self.base, &["v1", "jobs", &remote_id, "start"])?;
-        self.http
-            .send(START, || {
-                Ok(self
-                    .http
-                    .api()
-                    .post(start_url.clone())
-                    .header(API_KEY_HEADER, self.key.clone())
-                    .json(&serde_json::json!({})))
-            })
-            .await?;
+        match self.start(&remote_id).await {
+            Ok(()) => {}
+            // The start may have reached the service and been lost on the
+            // way back: sending it again could pay twice, and failing the
+            // job would leave it running unwatched, or a later retry paying
+            // for a second one. Polling finds out: a job still `created` is
+            // started then, one already running is followed.
+            Err(error @ (ProviderError::Server { .. } | ProviderError::Network { .. })) => {
+                tracing::warn!(%error, remote_id, "unsure whether the job started; polling it");
+            }
+            Err(error) => return Err(error),
+        }
         Ok(Submission::Accepted { remote_id })
     }
 
@@ -342,8 +355,63 @@ impl Provider for RemoveBgVideo {
             })
             .await?;
         let requested_format = request.options.get("output_format").map(String::as_str);
-        poll_status(job, requested_format)
+        let status = poll_status(job, requested_format)?;
+        // Still a draft: its start went unanswered (see `submit`), or did
+        // not take, in this run or an earlier one. Starting it now is what
+        // the user asked for; a service that calls a queued job `created`
+        // answers "already started", which is fine.
+        let draft =
+            matches!(&status, PollStatus::Pending { status: Some(word), .. } if word == "created");
+        if draft && !self.has_started(remote_id) {
+            self.start(remote_id).await?;
+        }
+        Ok(status)
     }
+}
+
+impl RemoveBgVideo {
+    /// Starts a draft job, which is what bills it. A start the service
+    /// refuses because the job has already started counts as done.
+    async fn start(&self, remote_id: &str) -> Result<(), ProviderError> {
+        let start_url = api_url(&self.base, &["v1", "jobs", remote_id, "start"])?;
+        let outcome = self
+            .http
+            .send(START, || {
+                Ok(self
+                    .http
+                    .api()
+                    .post(start_url.clone())
+                    .header(API_KEY_HEADER, self.key.clone())
+                    .json(&serde_json::json!({})))
+            })
+            .await;
+        match outcome {
+            Ok(_) => {}
+            Err(ProviderError::Rejected { status, message })
+                if is_already_started(status, &message) => {}
+            Err(error) => return Err(error),
+        }
+        self.started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(remote_id.to_owned());
+        Ok(())
+    }
+
+    /// Whether this run has started `remote_id`.
+    fn has_started(&self, remote_id: &str) -> bool {
+        self.started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(remote_id)
+    }
+}
+
+/// Whether a refused start says the job was started already (the service
+/// answers 400 `invalid_request` "Job has already been started"; a 409 would
+/// say the same).
+fn is_already_started(status: u16, message: &str) -> bool {
+    matches!(status, 400 | 409) && message.to_ascii_lowercase().contains("already")
 }
 
 /// Asks the unauthenticated `/health` route how the service is, so
@@ -632,6 +700,7 @@ fn answer_failure(error: Option<&Value>, message: Option<&Value>) -> String {
     error
         .and_then(describe_error)
         .or_else(|| message.and_then(json_text))
+        .map(|why| provider_words(&why))
         .unwrap_or_else(|| "no reason given".to_owned())
 }
 
@@ -675,10 +744,12 @@ fn poll_status(
                 .error
                 .as_ref()
                 .and_then(describe_error)
+                .map(|why| provider_words(&why))
                 .unwrap_or_else(|| format!("the job ended as `{status}` without saying why")),
         }),
         _ => Ok(PollStatus::Pending {
             progress: job.progress.as_ref().and_then(percent),
+            status: Some(status),
         }),
     }
 }
@@ -714,7 +785,7 @@ fn percent(value: &Value) -> Option<u8> {
 fn health_report(answer: HealthAnswer) -> HealthReport {
     let status = answer
         .status
-        .map(|s| s.trim().to_owned())
+        .map(|s| provider_words(&s))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".to_owned());
     let checks = answer
@@ -754,9 +825,9 @@ fn health_check(name: String, value: &Value) -> HealthCheck {
         other => (false, Some(other.to_string())),
     };
     HealthCheck {
-        name,
+        name: provider_words(&name),
         healthy,
-        detail,
+        detail: detail.map(|detail| provider_words(&detail)),
     }
 }
 
@@ -892,6 +963,38 @@ fn api_url(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
         .pop_if_empty()
         .extend(segments);
     Ok(url)
+}
+
+/// Runs every parser of the video service's answers on `body` and returns
+/// the words each would put in front of a user, for the fuzz targets
+/// ([`super::fuzzing`]), so no wire type leaves this file.
+pub(crate) fn parse_any(body: &[u8]) -> Vec<String> {
+    use super::fuzzing::{outcome_words, poll_words};
+    use super::http::{parse_answer, parse_json, refusal_message};
+    let upload = parse_json::<UploadAnswer>(UPLOAD.what, body).and_then(uploaded_video_url);
+    let create = parse_json::<CreateAnswer>(CREATE.what, body).and_then(created_job_id);
+    let mut words = outcome_words(&upload);
+    words.extend(outcome_words(&create));
+    for format in [None, Some("png_sequence")] {
+        let job = parse_json::<JobAnswer>(STATUS.what, body);
+        words.extend(poll_words(&job.and_then(|job| poll_status(job, format))));
+    }
+    match parse_json::<HealthAnswer>(HEALTH.what, body).map(health_report) {
+        Ok(report) => {
+            words.push(report.status);
+            for check in report.checks {
+                words.push(check.name);
+                words.extend(check.detail);
+            }
+        }
+        Err(error) => words.push(error.to_string()),
+    }
+    let usage = parse_answer(USAGE.what, body).ok();
+    words.extend(usage.as_ref().and_then(usage_detail));
+    let status = reqwest::StatusCode::SERVICE_UNAVAILABLE;
+    words.push(refusal_message(STATUS, status, body, &[]));
+    words.push(refusal_message(HEALTH, status, body, &[]));
+    words
 }
 
 #[cfg(test)]
@@ -1108,7 +1211,7 @@ mod tests {
 
     #[test]
     fn queued_and_running_states_are_pending_with_their_progress() {
-        for (status, progress, expected) in [
+        for (word, progress, expected) in [
             ("created", json!(0), Some(0)),
             ("pending", json!(null), None),
             ("processing", json!(42.7), Some(42)),
@@ -1117,11 +1220,14 @@ mod tests {
             ("uploading_frames", json!(10), Some(10)),
         ] {
             let status = poll_status(
-                job(json!({"id": "j", "status": status, "progress": progress})),
+                job(json!({"id": "j", "status": word, "progress": progress})),
                 None,
             );
             match status {
-                Ok(PollStatus::Pending { progress }) => assert_eq!(progress, expected),
+                Ok(PollStatus::Pending { progress, status }) => {
+                    assert_eq!(progress, expected);
+                    assert_eq!(status.as_deref(), Some(word), "the word is kept to quote");
+                }
                 other => panic!("expected pending, got {other:?}"),
             }
         }
@@ -1471,6 +1577,64 @@ mod tests {
             Some("7.5 credits used in the last day")
         );
         assert_eq!(usage_detail(&json!({"success": true})), None);
+    }
+
+    /// A service whose job `job_1` is `created` on every poll (the docs
+    /// also use the word for queued jobs) and whose `/start` works once,
+    /// then answers "already started"; and its count of starts.
+    async fn draft_server() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let starts = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = starts.clone();
+        let app = Router::new()
+            .route(
+                "/v1/jobs/{id}",
+                get(|| async { axum::Json(json!({"id": "job_1", "status": "created", "progress": 0})) }),
+            )
+            .route(
+                "/v1/jobs/{id}/start",
+                post(move || {
+                    let earlier = counted.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if earlier == 0 {
+                            (
+                                axum::http::StatusCode::OK,
+                                axum::Json(json!({"success": true, "status": "pending"})),
+                            )
+                        } else {
+                            let body = json!({"error": {"code": "invalid_request", "message": "Job has already been started", "request_id": "req_9"}});
+                            (axum::http::StatusCode::BAD_REQUEST, axum::Json(body))
+                        }
+                    }
+                }),
+            );
+        (serve(app).await, starts)
+    }
+
+    #[tokio::test]
+    async fn regression_f1_a_draft_found_by_a_poll_is_started_once_per_run() {
+        use std::sync::atomic::Ordering;
+        let (base, starts) = draft_server().await;
+        let request = url_request(&[]);
+        let provider = client(&base, "rbv_test_key");
+        for _ in 0..3 {
+            let status = provider.poll(&request, "job_1").await.unwrap();
+            assert!(
+                matches!(&status, PollStatus::Pending { status: Some(word), .. } if word == "created"),
+                "{status:?}"
+            );
+        }
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            1,
+            "started by the first poll, never again while the service still says created"
+        );
+
+        // A later run (a resume) tries once more; "already started" is fine.
+        let later = client(&base, "rbv_test_key");
+        later.poll(&request, "job_1").await.unwrap();
+        later.poll(&request, "job_1").await.unwrap();
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -8,13 +8,14 @@
 use std::path::Path;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::RequestBuilder;
 use reqwest::header::HeaderValue;
 use reqwest::multipart::Form;
-use reqwest::{RequestBuilder, Response};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::http::{InputFile, endpoint_url, json_text, parse_answer, read_body, snippet};
+use super::http::{InputFile, endpoint_url, json_text, parse_answer, provider_words, snippet};
 use super::*;
 
 /// removit's description. Its options are sent as they are, so they are
@@ -189,12 +190,15 @@ fn parse_warnings(answer: &Value) -> Vec<String> {
                 .map(|v| format!("variation {v} was ignored")),
         );
     }
-    notes
+    notes.iter().map(|note| provider_words(note)).collect()
 }
 
 fn parse_link(link: &str) -> Result<Url, ProviderError> {
     Url::parse(link).map_err(|_| {
-        ProviderError::Protocol(format!("removit gave an unusable result link: {link}"))
+        ProviderError::Protocol(format!(
+            "removit gave an unusable result link: {}",
+            provider_words(link)
+        ))
     })
 }
 
@@ -235,7 +239,7 @@ fn finished(answer: &Value, options: &ProviderOptions) -> Result<PollStatus, Pro
     if assets.is_empty() {
         let mut message = "removit finished without any result".to_owned();
         if !warnings.is_empty() {
-            message = format!("{message} ({})", warnings.join("; "));
+            message = format!("{message} ({})", provider_words(&warnings.join("; ")));
         }
         return Ok(PollStatus::Failed { message });
     }
@@ -265,6 +269,7 @@ fn parse_status(body: &[u8], options: &ProviderOptions) -> Result<PollStatus, Pr
         let message = ["error", "message", "detail", "reason"]
             .iter()
             .find_map(|key| answer.get(*key).and_then(json_text))
+            .map(|words| provider_words(&words))
             .unwrap_or_else(|| {
                 let word = if status.is_empty() { &state } else { &status };
                 format!("removit reports the job as {word} without saying why")
@@ -285,7 +290,12 @@ fn parse_status(body: &[u8], options: &ProviderOptions) -> Result<PollStatus, Pr
         .and_then(|p| p.as_f64().or_else(|| p.as_str()?.trim().parse().ok()))
         .filter(|p| p.is_finite())
         .map(|p| p.clamp(0.0, 100.0).round() as u8);
-    Ok(PollStatus::Pending { progress })
+    // The detailed step says more than the simple `pending`.
+    let word = if status.is_empty() { state } else { status };
+    Ok(PollStatus::Pending {
+        progress,
+        status: Some(word),
+    })
 }
 
 /// What a 404 `{"error":"not_found"}` becomes: removit's way of saying the job
@@ -389,17 +399,18 @@ impl Removit {
         builder.header("X-API-Key", self.key.clone())
     }
 
-    /// Uploads a local file with the options as form fields.
+    /// Uploads a local file with the options as form fields; returns the
+    /// answer's body.
     async fn upload_file(
         &self,
         path: &Path,
         options: &ProviderOptions,
-    ) -> Result<Response, ProviderError> {
+    ) -> Result<Bytes, ProviderError> {
         let file = InputFile::read(path).await?;
         let fields = upload_fields(options);
         let url = endpoint_url(&self.base, "api/v1/upload");
         self.http
-            .send(upload_call(), || {
+            .send_for_json(upload_call(), || {
                 let form = fields
                     .iter()
                     .fold(Form::new(), |form, (key, value)| {
@@ -433,19 +444,19 @@ impl Provider for Removit {
     ) -> Result<Submission, ProviderError> {
         check_combination(&request.options)?;
         report.uploading();
-        let response = match &request.input {
+        let answer = match &request.input {
             JobInput::File { path, .. } => self.upload_file(path, &request.options).await?,
             JobInput::Url(source) => {
                 let body = url_upload_body(source, &request.options);
                 let url = endpoint_url(&self.base, "api/v1/upload");
                 self.http
-                    .send(upload_call(), || {
+                    .send_for_json(upload_call(), || {
                         Ok(self.authorized(self.http.api().post(url.clone()).json(&body)))
                     })
                     .await?
             }
         };
-        let remote_id = parse_upload_answer(&read_body(response).await?)?;
+        let remote_id = parse_upload_answer(&answer)?;
         report.remote_id(&remote_id);
         Ok(Submission::Accepted { remote_id })
     }
@@ -462,14 +473,33 @@ impl Provider for Removit {
             replay: Replay::Always,
             error_message,
         };
-        let response = self
+        let answer = self
             .http
-            .send(call, || {
+            .send_for_json(call, || {
                 Ok(self.authorized(self.http.api().get(url.clone())))
             })
             .await?;
-        parse_status(&read_body(response).await?, &request.options)
+        parse_status(&answer, &request.options)
     }
+}
+
+/// Runs every parser of removit's answers on `body` and returns the words
+/// each would put in front of a user, for the fuzz targets
+/// ([`super::fuzzing`]), so no wire type leaves this file.
+pub(crate) fn parse_any(body: &[u8]) -> Vec<String> {
+    let by_variation = ProviderOptions::new();
+    let single = ProviderOptions::from([("delivery_mode".to_owned(), "final_url".to_owned())]);
+    let mut words = super::fuzzing::outcome_words(&parse_upload_answer(body));
+    for options in [&by_variation, &single] {
+        words.extend(super::fuzzing::poll_words(&parse_status(body, options)));
+    }
+    words.push(super::http::refusal_message(
+        upload_call(),
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        body,
+        &[],
+    ));
+    words
 }
 
 #[cfg(test)]
@@ -571,18 +601,19 @@ mod tests {
         let body = br#"{"job_id":"j","status":"pending_compose","state":"pending","mode":"params","progress":33,"final_url":null}"#;
         assert!(matches!(
             parse_status(body, &ProviderOptions::new()).unwrap(),
-            PollStatus::Pending { progress: Some(33) }
+            PollStatus::Pending { progress: Some(33), status: Some(ref word) } if word == "pending_compose"
         ));
         let queued = br#"{"job_id":"j","status":"queued"}"#;
         assert!(matches!(
             parse_status(queued, &ProviderOptions::new()).unwrap(),
-            PollStatus::Pending { progress: None }
+            PollStatus::Pending { progress: None, status: Some(ref word) } if word == "queued"
         ));
         let odd = br#"{"status":"pending_clip","state":"pending","progress":"250.4"}"#;
         assert!(matches!(
             parse_status(odd, &ProviderOptions::new()).unwrap(),
             PollStatus::Pending {
-                progress: Some(100)
+                progress: Some(100),
+                ..
             }
         ));
     }
@@ -854,7 +885,10 @@ mod tests {
 
         assert!(matches!(
             provider.poll(&request, "job-7").await.unwrap(),
-            PollStatus::Pending { progress: Some(33) }
+            PollStatus::Pending {
+                progress: Some(33),
+                ..
+            }
         ));
         let done = provider.poll(&request, "job-7").await.unwrap();
         assert_eq!(

@@ -25,7 +25,9 @@ use sha1::Sha1;
 use sha2::Sha256;
 use url::Url;
 
-use super::http::{InputFile, endpoint_url, parse_answer, read_body, sensitive_header, snippet};
+use super::http::{
+    InputFile, endpoint_url, parse_answer, provider_words, sensitive_header, snippet,
+};
 use super::removebg_params::{
     validate_crop_margin, validate_position, validate_roi, validate_scale,
 };
@@ -38,7 +40,8 @@ const JSON: &str = "application/json";
 /// How long an upload signature stays valid: long enough for a slow upload of
 /// a large file, short enough that a leaked form is soon useless.
 const UPLOAD_SIGNATURE_LIFETIME_SECS: u64 = 30 * 60;
-/// How long Uploadcare may take to fetch an input URL before the job fails.
+/// How long Uploadcare may take to fetch an input URL before the job fails,
+/// unless the user set a deadline of their own (`CUTOUT_POLL_DEADLINE_SECS`).
 const FROM_URL_DEADLINE_SECS: u64 = 120;
 /// First wait between checks of a URL fetch; most fetches finish in seconds.
 const FROM_URL_FIRST_WAIT_MILLIS: u64 = 500;
@@ -286,10 +289,12 @@ fn string_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 
 /// The most specific words in a loosely specified error value: a string, or an
 /// object's `message`/`content`/`detail`/`error`/`title`, looked for depth
-/// first; the first element of an array.
+/// first; the first element of an array. Cut to a readable length (the
+/// public key and the per-request signature are all an error could quote,
+/// so a cut through them reveals nothing secret).
 fn words_in(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::String(s) if !s.trim().is_empty() => Some(provider_words(s)),
         Value::Object(map) => ["message", "content", "detail", "error", "title", "reason"]
             .iter()
             .filter_map(|key| map.get(*key))
@@ -408,7 +413,8 @@ fn parse_from_url_answer(body: &[u8]) -> Result<FromUrl, ProviderError> {
 /// How a URL fetch is doing; failures come back as errors.
 #[derive(Debug, PartialEq)]
 enum FetchStatus {
-    Waiting,
+    /// Still fetching; Uploadcare's word for it.
+    Waiting(String),
     Done(String),
 }
 
@@ -435,7 +441,7 @@ fn parse_from_url_status(body: &[u8]) -> Result<FetchStatus, ProviderError> {
         }
         // `unknown` may be a token not yet visible to every server: keep
         // asking until the deadline rather than failing at once.
-        Some(_) => Ok(FetchStatus::Waiting),
+        Some(word) => Ok(FetchStatus::Waiting(word.to_owned())),
         None => match upload_failure(&answer, 200) {
             Some(error) => Err(error),
             None => Err(ProviderError::Protocol(format!(
@@ -449,8 +455,11 @@ fn parse_from_url_status(body: &[u8]) -> Result<FetchStatus, ProviderError> {
 /// What the add-on's status call says.
 #[derive(Debug, PartialEq)]
 enum ExecuteStatus {
-    Working,
-    Done { file_id: String },
+    /// Still working; the add-on's word for it.
+    Working(String),
+    Done {
+        file_id: String,
+    },
     Failed(String),
 }
 
@@ -504,7 +513,7 @@ fn parse_execute_status(body: &[u8]) -> Result<ExecuteStatus, ProviderError> {
         )),
         other => {
             tracing::debug!(status = other, "Remove.bg add-on still working");
-            Ok(ExecuteStatus::Working)
+            Ok(ExecuteStatus::Working(other.to_owned()))
         }
     }
 }
@@ -516,7 +525,10 @@ fn parse_file_info(body: &[u8]) -> Result<Option<Url>, ProviderError> {
         return Ok(None);
     };
     Url::parse(link).map(Some).map_err(|_| {
-        ProviderError::Protocol(format!("the file info gave an unusable link: {link}"))
+        ProviderError::Protocol(format!(
+            "the file info gave an unusable link: {}",
+            provider_words(link)
+        ))
     })
 }
 
@@ -595,11 +607,9 @@ impl Uploadcare {
         url: &Url,
         body: Bytes,
     ) -> Result<Bytes, ProviderError> {
-        let response = self
-            .http
-            .send(call, || self.signed(&method, url, &body))
-            .await?;
-        read_body(response).await
+        self.http
+            .send_for_json(call, || self.signed(&method, url, &body))
+            .await
     }
 
     /// The upload form's credentials: the public key, and a signature valid
@@ -629,13 +639,11 @@ impl Uploadcare {
             replay: Replay::WhenUnprocessed,
             error_message: upload_error_message,
         };
-        let response = self
-            .http
-            .send(call, || {
+        self.http
+            .send_for_json(call, || {
                 Ok(self.http.api().post(url.clone()).multipart(form()?))
             })
-            .await?;
-        read_body(response).await
+            .await
     }
 
     /// Puts a local file into the project; returns its uuid.
@@ -652,9 +660,13 @@ impl Uploadcare {
         parse_base_answer(&answer)
     }
 
-    /// Has Uploadcare fetch an image URL into the project and waits for it;
-    /// returns the file's uuid.
-    async fn upload_from_url(&self, source: &Url) -> Result<String, ProviderError> {
+    /// Has Uploadcare fetch an image URL into the project and waits for it,
+    /// up to `deadline` when the user set one; returns the file's uuid.
+    async fn upload_from_url(
+        &self,
+        source: &Url,
+        deadline: Option<Duration>,
+    ) -> Result<String, ProviderError> {
         let answer = self
             .post_upload("URL upload", "from_url/", || {
                 Ok(self
@@ -678,20 +690,23 @@ impl Uploadcare {
             replay: Replay::Always,
             error_message: upload_error_message,
         };
-        let deadline = Instant::now() + Duration::from_secs(FROM_URL_DEADLINE_SECS);
-        let mut wait = Duration::from_millis(FROM_URL_FIRST_WAIT_MILLIS);
+        let span = deadline.unwrap_or(Duration::from_secs(FROM_URL_DEADLINE_SECS));
+        let deadline = Instant::now() + span;
+        let mut wait = Duration::from_millis(FROM_URL_FIRST_WAIT_MILLIS).min(span);
         loop {
             tokio::time::sleep(wait).await;
-            let response = self
+            let answer = self
                 .http
-                .send(call, || Ok(self.http.api().get(status_url.clone())))
+                .send_for_json(call, || Ok(self.http.api().get(status_url.clone())))
                 .await?;
-            if let FetchStatus::Done(uuid) = parse_from_url_status(&read_body(response).await?)? {
-                return Ok(uuid);
-            }
+            let word = match parse_from_url_status(&answer)? {
+                FetchStatus::Done(uuid) => return Ok(uuid),
+                FetchStatus::Waiting(word) => word,
+            };
             if Instant::now() >= deadline {
                 return Err(ProviderError::Deadline {
-                    secs: FROM_URL_DEADLINE_SECS,
+                    secs: span.as_secs(),
+                    last_status: Some(word),
                 });
             }
             wait = (wait * 3 / 2).min(Duration::from_millis(FROM_URL_MAX_WAIT_MILLIS));
@@ -761,7 +776,7 @@ impl Provider for Uploadcare {
         report.uploading();
         let target = match &request.input {
             JobInput::File { path, .. } => self.upload_file(path).await?,
-            JobInput::Url(url) => self.upload_from_url(url).await?,
+            JobInput::Url(url) => self.upload_from_url(url, report.poll_deadline()).await?,
         };
         let body = Bytes::from(execute_body(&target, &request.options).to_string());
         let url = endpoint_url(&self.api_url, "addons/remove_bg/execute/");
@@ -790,7 +805,10 @@ impl Provider for Uploadcare {
         };
         let body = self.rest(call, Method::GET, &url, Bytes::new()).await?;
         Ok(match parse_execute_status(&body)? {
-            ExecuteStatus::Working => PollStatus::Pending { progress: None },
+            ExecuteStatus::Working(word) => PollStatus::Pending {
+                progress: None,
+                status: Some(word),
+            },
             ExecuteStatus::Failed(message) => PollStatus::Failed { message },
             ExecuteStatus::Done { file_id } => PollStatus::Done(JobResult {
                 assets: vec![ResultAsset {
@@ -802,6 +820,32 @@ impl Provider for Uploadcare {
             }),
         })
     }
+}
+
+/// Runs every parser of Uploadcare's answers on `body` and returns the words
+/// each would put in front of a user, for the fuzz targets
+/// ([`super::fuzzing`]), so no wire type leaves this file.
+pub(crate) fn parse_any(body: &[u8]) -> Vec<String> {
+    use super::fuzzing::outcome_words;
+    let mut words = outcome_words(&parse_base_answer(body));
+    words.extend(outcome_words(&parse_from_url_answer(body)));
+    words.extend(outcome_words(&parse_from_url_status(body)));
+    words.extend(outcome_words(&parse_execute_answer(body)));
+    match parse_execute_status(body) {
+        Ok(ExecuteStatus::Failed(message)) => words.push(message),
+        other => words.extend(outcome_words(&other)),
+    }
+    words.extend(outcome_words(&parse_file_info(body)));
+    for error_message in [upload_error_message, rest_error_message] {
+        let call = Call {
+            what: "fuzzing",
+            replay: Replay::Always,
+            error_message,
+        };
+        let status = reqwest::StatusCode::BAD_REQUEST;
+        words.push(super::http::refusal_message(call, status, body, &[]));
+    }
+    words
 }
 
 #[cfg(test)]
@@ -1032,14 +1076,17 @@ mod tests {
 
     #[test]
     fn a_url_fetch_waits_until_success_and_fails_with_uploadcares_reason() {
-        for waiting in [
-            r#"{"status": "waiting"}"#,
-            r#"{"status": "progress", "done": 10, "total": 100}"#,
-            r#"{"status": "unknown"}"#,
+        for (waiting, word) in [
+            (r#"{"status": "waiting"}"#, "waiting"),
+            (
+                r#"{"status": "progress", "done": 10, "total": 100}"#,
+                "progress",
+            ),
+            (r#"{"status": "unknown"}"#, "unknown"),
         ] {
             assert_eq!(
                 parse_from_url_status(waiting.as_bytes()).unwrap(),
-                FetchStatus::Waiting
+                FetchStatus::Waiting(word.to_owned())
             );
         }
         let success = br#"{"status": "success", "uuid": "17be4678-dab7-4bc7-8753-28914a22960a", "is_image": true, "filename": "a.png"}"#;
@@ -1061,7 +1108,7 @@ mod tests {
     fn the_add_on_status_is_working_done_or_failed() {
         assert_eq!(
             parse_execute_status(br#"{"status": "in_progress", "result": null}"#).unwrap(),
-            ExecuteStatus::Working
+            ExecuteStatus::Working("in_progress".to_owned())
         );
         assert_eq!(
             parse_execute_status(br#"{"status": "done", "result": {"file_id": "21975c81-7f57-4c7a-aef9-acfe28779f78"}}"#).unwrap(),

@@ -170,6 +170,12 @@ pub trait Fake {
     fn submissions(&self) -> usize {
         self.ledger().submissions.load(Ordering::SeqCst)
     }
+
+    /// The host serving the first job's result when the script gives it a
+    /// [`ResultFault`]; `None` for a fake without result links.
+    fn result_host(&self) -> Option<&ResultHost> {
+        None
+    }
 }
 
 /// An answer: `Err` is a refusal or a scripted fault, so that handlers can
@@ -456,8 +462,8 @@ impl Ledger {
 // Scripted faults
 // ---------------------------------------------------------------------------
 
-/// A canned failure a fake answers instead of its normal answer, in the
-/// provider's own error format for that status.
+/// A canned failure a fake answers instead of its normal answer: in the
+/// provider's own error format for that status, or as raw bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
     /// The HTTP status.
@@ -466,7 +472,27 @@ pub struct Fault {
     pub retry_after_secs: Option<u64>,
     /// How many calls get it; `u32::MAX` means every call.
     pub times: u32,
+    /// What the answer's body is.
+    pub shape: Shape,
 }
+
+/// What a fault's answer looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The provider's own error body for the status.
+    Words,
+    /// This body with this content type, whatever the status says: a proxy's
+    /// HTML page, JSON cut short, a status word the client has never seen.
+    Raw {
+        /// The `Content-Type`.
+        content_type: &'static str,
+        /// The body.
+        body: &'static str,
+    },
+}
+
+/// The page a proxy in front of a provider shows when it has a bad moment.
+pub const PROXY_PAGE: &str = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>";
 
 impl Fault {
     /// One call answered with `status`.
@@ -475,7 +501,27 @@ impl Fault {
             status,
             retry_after_secs: None,
             times: 1,
+            shape: Shape::Words,
         }
+    }
+
+    /// One call answered with `status` and exactly this body: what a proxy,
+    /// a bug or a new version of the service might send.
+    pub const fn raw(status: u16, content_type: &'static str, body: &'static str) -> Fault {
+        Fault {
+            shape: Shape::Raw { content_type, body },
+            ..Fault::status(status)
+        }
+    }
+
+    /// One call answered 200 with a proxy's HTML page instead of JSON.
+    pub const fn html_page() -> Fault {
+        Fault::raw(200, "text/html; charset=utf-8", PROXY_PAGE)
+    }
+
+    /// One call answered 200 with `body` as JSON, well formed or not.
+    pub const fn json_body(body: &'static str) -> Fault {
+        Fault::raw(200, "application/json", body)
     }
 
     /// A 429 without `Retry-After`.
@@ -532,12 +578,19 @@ impl Faults {
     }
 
     /// `Err` with the fault due for this call, in the provider's own words
-    /// (`words`) and with its `Retry-After`; `Ok` when none is left.
+    /// (`words`) or its raw body, and with its `Retry-After`; `Ok` when none
+    /// is left.
     pub fn check(&self, words: impl FnOnce(&Fault) -> Response) -> Result<(), Response> {
-        match self.take() {
-            Some(fault) => Err(with_retry_after(words(&fault), &fault)),
-            None => Ok(()),
-        }
+        let Some(fault) = self.take() else {
+            return Ok(());
+        };
+        let answer = match fault.shape {
+            Shape::Words => words(&fault),
+            Shape::Raw { content_type, body } => {
+                bytes(fault.status, content_type, body.as_bytes().to_vec())
+            }
+        };
+        Err(with_retry_after(answer, &fault))
     }
 }
 
@@ -603,6 +656,204 @@ impl Breakage {
             download(content_type, body)
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// A result host that misbehaves at the transport level
+// ---------------------------------------------------------------------------
+
+/// How a [`ResultHost`] misbehaves on every download of its result: things a
+/// CDN or a proxy in front of one does that an HTTP framework cannot be made
+/// to do, so the host writes HTTP/1.1 on a raw socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFault {
+    /// Sends the headers with the whole `Content-Length`, half the body, then
+    /// closes its side cleanly (FIN, not a reset): a server that died
+    /// mid-body, which a client reading to the end of the stream would take
+    /// for a whole file.
+    HalfClose,
+    /// Sends the whole body in `chunks` pieces with `every_ms` before each:
+    /// a slow link that keeps moving.
+    Trickle {
+        /// How many pieces.
+        chunks: usize,
+        /// The pause before each piece, in milliseconds.
+        every_ms: u64,
+    },
+    /// Sends the headers and half the body, then nothing, holding the
+    /// connection open until the client gives up.
+    Stall,
+    /// Resets the connection (RST) once the request has arrived, before any
+    /// answer.
+    ResetBeforeHeaders,
+}
+
+/// The result a host serves: claimed by the first job that asks.
+#[derive(Debug, Default)]
+struct Served {
+    /// The job (or file) whose result this is.
+    owner: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+/// A loopback host that serves one job's result (whatever the path) with a
+/// [`ResultFault`] on every download, so a fake can point one job's result
+/// link here and the others at itself: the fault hits one job of a batch.
+pub struct ResultHost {
+    address: std::net::SocketAddr,
+    served: Arc<Mutex<Option<Served>>>,
+    downloads: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ResultHost {
+    /// Starts the host on a loopback port, from a background thread; each
+    /// connection gets a thread of its own.
+    pub fn start(fault: ResultFault) -> ResultHost {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener
+            .set_nonblocking(true)
+            .expect("make the listener non-blocking");
+        let address = listener.local_addr().expect("listener address");
+        let served: Arc<Mutex<Option<Served>>> = Arc::default();
+        let downloads = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (served, downloads, stop) = (served.clone(), downloads.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            downloads.fetch_add(1, Ordering::SeqCst);
+                            let result = lock(&served)
+                                .as_ref()
+                                .map(|s| (s.content_type.clone(), s.body.clone()))
+                                .unwrap_or_default();
+                            std::thread::spawn(move || {
+                                let _ = misserve(stream, fault, &result.0, &result.1);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        ResultHost {
+            address,
+            served,
+            downloads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether `owner`'s result is the one served here: the first owner to
+    /// ask claims the host with its result, and keeps it; others get `false`
+    /// and serve theirs as usual.
+    pub fn claim(&self, owner: &str, content_type: &str, body: &[u8]) -> bool {
+        let mut served = lock(&self.served);
+        let served = served.get_or_insert_with(|| Served {
+            owner: owner.to_owned(),
+            content_type: content_type.to_owned(),
+            body: body.to_vec(),
+        });
+        served.owner == owner
+    }
+
+    /// The URL of `path` (without a leading slash) on this host.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.address)
+    }
+
+    /// The whole result being served (empty until a job claims the host),
+    /// to compare with what was saved.
+    pub fn body(&self) -> Vec<u8> {
+        lock(&self.served)
+            .as_ref()
+            .map(|s| s.body.clone())
+            .unwrap_or_default()
+    }
+
+    /// Connections accepted so far: one per download attempt.
+    pub fn downloads(&self) -> usize {
+        self.downloads.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ResultHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers one connection as `fault` says.
+fn misserve(
+    mut stream: std::net::TcpStream,
+    fault: ResultFault,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    if fault == ResultFault::ResetBeforeHeaders {
+        // Closing a socket with unread bytes makes the kernel answer with a
+        // reset rather than a FIN; peeking waits for the request to arrive
+        // without reading it.
+        stream.peek(&mut [0u8; 1])?;
+        return Ok(());
+    }
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = stream.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(());
+        }
+        request.extend_from_slice(&buffer[..read]);
+    }
+    let close = if matches!(fault, ResultFault::Trickle { .. }) {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{close}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    match fault {
+        ResultFault::HalfClose => {
+            stream.write_all(&body[..body.len() / 2])?;
+            stream.flush()?;
+            stream.shutdown(std::net::Shutdown::Write)?;
+        }
+        ResultFault::Trickle { chunks, every_ms } => {
+            let size = body.len().div_ceil(chunks.max(1)).max(1);
+            for piece in body.chunks(size) {
+                std::thread::sleep(Duration::from_millis(every_ms));
+                stream.write_all(piece)?;
+                stream.flush()?;
+            }
+            stream.shutdown(std::net::Shutdown::Write)?;
+        }
+        ResultFault::Stall => {
+            stream.write_all(&body[..body.len() / 2])?;
+            stream.flush()?;
+        }
+        ResultFault::ResetBeforeHeaders => unreachable!("answered above"),
+    }
+    // Waits for the client to close, so that closing here sends no reset
+    // (and a stalled transfer stays stalled until the client gives up).
+    while stream.read(&mut buffer)? > 0 {}
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -843,6 +1094,20 @@ pub fn cut_out(photo: &RgbImage) -> RgbaImage {
         }
     }
     out
+}
+
+/// `cutout` scaled to `size` when one is given: a provider that delivers
+/// another size than it was sent.
+pub fn resized(cutout: RgbaImage, size: Option<(u32, u32)>) -> RgbaImage {
+    match size {
+        Some((width, height)) => image::imageops::resize(
+            &cutout,
+            width,
+            height,
+            image::imageops::FilterType::Triangle,
+        ),
+        None => cutout,
+    }
 }
 
 /// A cut-out flattened onto a colour, as a provider's "compose" variation.

@@ -42,6 +42,8 @@ pub struct Script {
     /// A fault mode: the first this many paid calls get no answer for
     /// [`HANG`] (a server that accepted the connection and went silent).
     pub hangs_first: usize,
+    /// A fault mode: cut-outs come back at this size, not the input's.
+    pub delivers_size: Option<(u32, u32)>,
 }
 
 /// How long a hanging call stays silent: far beyond the read timeout the
@@ -59,6 +61,7 @@ impl Default for Script {
             response_breaks: Breakage::Never,
             quotes_refused_keys: false,
             hangs_first: 0,
+            delivers_size: None,
         }
     }
 }
@@ -338,6 +341,7 @@ async fn remove_background(fake: &Inner, seen: &Seen) -> Reply {
     if !fake.script.finds_foreground {
         return Err(fault_response(&Fault::status(400)));
     }
+    let cutout = super::resized(cutout, fake.script.delivers_size);
     *lock(&fake.credits) -= fake.script.charge;
     let attempt = fake.answered.fetch_add(1, Ordering::SeqCst) as u32 + 1;
     let (width, height) = cutout.dimensions();

@@ -6,6 +6,7 @@
 //! `{"error":{"code","message","request_id"}}`. `/health` needs no key.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -13,7 +14,10 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
+use super::{
+    Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, ResultFault, ResultHost, Seen, Server,
+    lock,
+};
 
 /// The key the fake accepts.
 pub const KEY: &str = "rbgv-M4xNEVERPRINTk3y-c0de";
@@ -75,6 +79,13 @@ pub struct Script {
     pub create_faults: Vec<Fault>,
     /// Answers for `GET /v1/jobs/{id}`, after the key check.
     pub poll_faults: Vec<Fault>,
+    /// Answers for `POST /v1/jobs/{id}/start` (the call that bills), after
+    /// the key check and before the job starts.
+    pub start_faults: Vec<Fault>,
+    /// How many `/start` calls get no answer at all, the connection held
+    /// open until the fake stops: a run caught between creating a job and
+    /// starting it.
+    pub start_stalls: usize,
     /// The answers of a started job before it ends.
     pub steps: Vec<Step>,
     /// How it ends.
@@ -83,6 +94,9 @@ pub struct Script {
     pub credits: u32,
     /// Whether output downloads break off.
     pub downloads_break: Breakage,
+    /// A fault mode: the first job's `output_url` points at a
+    /// [`ResultHost`] that misbehaves this way on every download.
+    pub result_fault: Option<ResultFault>,
     /// Forgets jobs, so polls answer 404.
     pub forgets_jobs: bool,
     /// What `/health` says.
@@ -94,10 +108,13 @@ impl Default for Script {
         Script {
             create_faults: Vec::new(),
             poll_faults: Vec::new(),
+            start_faults: Vec::new(),
+            start_stalls: 0,
             steps: vec![Step::Pending, Step::Processing(30), Step::Processing(70)],
             ending: Ending::Completed,
             credits: 10,
             downloads_break: Breakage::Never,
+            result_fault: None,
             forgets_jobs: false,
             health: Health::Healthy,
         }
@@ -126,10 +143,13 @@ struct Inner {
     base: String,
     create_faults: Faults,
     poll_faults: Faults,
+    start_faults: Faults,
+    start_stalls: std::sync::atomic::AtomicUsize,
     jobs: Mutex<BTreeMap<String, VideoJob>>,
     uploads: Mutex<BTreeMap<String, usize>>,
     credits: Mutex<u32>,
     script: Script,
+    result_host: Option<ResultHost>,
 }
 
 /// A running fake removebgvideo.com.
@@ -152,9 +172,12 @@ impl Fake for FakeRemoveBgVideo {
             base: ports.url(0),
             create_faults: Faults::new(&script.create_faults),
             poll_faults: Faults::new(&script.poll_faults),
+            start_faults: Faults::new(&script.start_faults),
+            start_stalls: std::sync::atomic::AtomicUsize::new(script.start_stalls),
             jobs: Mutex::default(),
             uploads: Mutex::default(),
             credits: Mutex::new(script.credits),
+            result_host: script.result_fault.map(ResultHost::start),
             script,
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
@@ -169,12 +192,25 @@ impl Fake for FakeRemoveBgVideo {
     fn ledger(&self) -> &Ledger {
         &self.inner.ledger
     }
+
+    fn result_host(&self) -> Option<&ResultHost> {
+        self.inner.result_host.as_ref()
+    }
 }
 
 impl FakeRemoveBgVideo {
     /// The jobs created, by id.
     pub fn jobs(&self) -> BTreeMap<String, VideoJob> {
         lock(&self.inner.jobs).clone()
+    }
+
+    /// `POST /v1/jobs/{id}/start` calls received, answered or not.
+    pub fn start_calls(&self) -> usize {
+        self.journal()
+            .matching("POST", "/v1/jobs/")
+            .iter()
+            .filter(|seen| seen.path().ends_with("/start"))
+            .count()
     }
 
     /// The bytes a job's output has, to compare with what was saved.
@@ -247,7 +283,15 @@ async fn handle(State(fake): State<Arc<Inner>>, request: Request) -> Reply {
         ("GET", ["health"]) => Ok(health(&fake)),
         ("POST", ["v1", "uploads"]) => upload(&fake, &seen),
         ("POST", ["v1", "jobs"]) => create(&fake, &seen),
-        ("POST", ["v1", "jobs", id, "start"]) => start(&fake, &seen, id),
+        ("POST", ["v1", "jobs", id, "start"]) => {
+            let stalls = fake
+                .start_stalls
+                .fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1));
+            if stalls.is_ok() {
+                std::future::pending::<()>().await;
+            }
+            start(&fake, &seen, id)
+        }
         ("GET", ["v1", "jobs", id]) => poll(&fake, id),
         ("GET", ["v1", "usage", "summary"]) => usage(&fake, &seen),
         ("GET", ["uploads", _]) => Ok(super::download("video/mp4", super::fake_mp4(1))),
@@ -413,6 +457,7 @@ fn create(fake: &Inner, seen: &Seen) -> Reply {
 }
 
 fn start(fake: &Inner, seen: &Seen, id: &str) -> Reply {
+    fake.start_faults.check(fault_response)?;
     if !seen.body.is_empty() {
         let Some(Value::Object(body)) = seen.json() else {
             return Err(invalid("Request body must be a JSON object"));
@@ -452,7 +497,16 @@ fn poll(fake: &Inner, id: &str) -> Reply {
                 ("processing", json!(p), Value::Null, Value::Null, "pending")
             }
             (None, Ending::Completed) => {
-                let url = format!("{base}/outputs/{id}.{}", job.output_format);
+                let file = format!("outputs/{id}.{}", job.output_format);
+                let content_type = content_type_of(&job.output_format);
+                let url = match &fake.result_host {
+                    Some(host)
+                        if host.claim(id, content_type, &FakeRemoveBgVideo::output_of(id)) =>
+                    {
+                        host.url(&file)
+                    }
+                    _ => format!("{base}/{file}"),
+                };
                 ("completed", json!(100), json!(url), Value::Null, "charged")
             }
             (None, Ending::Failed(message)) => {
@@ -478,17 +532,22 @@ fn output(fake: &Inner, file: &str) -> Reply {
         )
     })?;
     job.downloads += 1;
-    let content_type = match job.output_format.as_str() {
+    let content_type = content_type_of(&job.output_format);
+    let bytes = FakeRemoveBgVideo::output_of(id);
+    Ok(fake
+        .script
+        .downloads_break
+        .download(job.downloads, content_type, bytes))
+}
+
+/// The `Content-Type` outputs in `output_format` are served with.
+fn content_type_of(output_format: &str) -> &'static str {
+    match output_format {
         "mp4" => "video/mp4",
         "mov" => "video/quicktime",
         "gif" => "image/gif",
         "webp" => "image/webp",
         "png_sequence" => "application/zip",
         _ => "video/webm",
-    };
-    let bytes = FakeRemoveBgVideo::output_of(id);
-    Ok(fake
-        .script
-        .downloads_break
-        .download(job.downloads, content_type, bytes))
+    }
 }

@@ -13,7 +13,10 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
+use super::{
+    Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, ResultFault, ResultHost, Seen, Server,
+    lock,
+};
 
 /// The key the fake accepts.
 pub const KEY: &str = "rmv-Z2pNEVERPRINTk3y-92ab";
@@ -62,6 +65,11 @@ pub struct Script {
     /// A fault mode: result links answer this status (410 for an expired
     /// link, 403 for an expired signature) instead of the result.
     pub results_gone: Option<u16>,
+    /// A fault mode: cut-outs come back at this size, not the input's.
+    pub delivers_size: Option<(u32, u32)>,
+    /// A fault mode: the first job's result links point at a
+    /// [`ResultHost`] that misbehaves this way on every download.
+    pub result_fault: Option<ResultFault>,
 }
 
 impl Default for Script {
@@ -80,6 +88,8 @@ impl Default for Script {
             forgets_jobs: false,
             results_replaced_by: None,
             results_gone: None,
+            delivers_size: None,
+            result_fault: None,
         }
     }
 }
@@ -105,6 +115,7 @@ struct Inner {
     credits: Mutex<u32>,
     script: Script,
     status_polls: AtomicUsize,
+    result_host: Option<ResultHost>,
 }
 
 /// A running fake removit.eu.
@@ -129,8 +140,9 @@ impl Fake for FakeRemovit {
             status_faults: Faults::new(&script.status_faults),
             jobs: Mutex::default(),
             credits: Mutex::new(script.credits),
-            script,
             status_polls: AtomicUsize::default(),
+            result_host: script.result_fault.map(ResultHost::start),
+            script,
         });
         let router = Router::new().fallback(handle).with_state(inner.clone());
         let server = ports.serve(vec![router]);
@@ -143,6 +155,10 @@ impl Fake for FakeRemovit {
 
     fn ledger(&self) -> &Ledger {
         &self.inner.ledger
+    }
+
+    fn result_host(&self) -> Option<&ResultHost> {
+        self.inner.result_host.as_ref()
     }
 }
 
@@ -327,7 +343,7 @@ fn upload(fake: &Inner, seen: &Seen) -> Reply {
         *credits -= 1;
     }
 
-    let cutout = super::cut_out(&photo);
+    let cutout = super::resized(super::cut_out(&photo), fake.script.delivers_size);
     let encode = |variation: &str| -> Vec<u8> {
         let opaque = variation == "compose" || variation == "background";
         match (output_format.as_str(), opaque) {
@@ -395,9 +411,16 @@ fn status(fake: &Inner, seen: &Seen) -> Reply {
                    "progress": progress, "final_url": null}),
         ));
     }
-    let base = &fake.base;
     let ext = job.output_format.clone();
-    let url_of = |variation: &str| format!("{base}/results/{job_id}/{variation}.{ext}");
+    let misserved = fake.result_host.as_ref().filter(|host| {
+        let first = job.results.values().next().cloned().unwrap_or_default();
+        host.claim(&job_id, content_type_of(&ext), &first)
+    });
+    let base = match misserved {
+        Some(host) => host.url("results"),
+        None => format!("{}/results", fake.base),
+    };
+    let url_of = |variation: &str| format!("{base}/{job_id}/{variation}.{ext}");
     let mut body = Map::new();
     body.insert("job_id".into(), json!(job_id));
     body.insert("status".into(), json!("done"));
@@ -446,13 +469,7 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
         .map_or(file, |(stem, _)| stem)
         .to_owned();
     let bytes = job.results.get(&variation).cloned().ok_or_else(not_found)?;
-    let content_type = match job.output_format.as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "tiff" => "image/tiff",
-        "psd" => "image/vnd.adobe.photoshop",
-        _ => "image/png",
-    };
+    let content_type = content_type_of(&job.output_format);
     let attempt = job.downloads.entry(variation).or_insert(0);
     *attempt += 1;
     if let Some(status) = fake.script.results_gone {
@@ -472,4 +489,15 @@ fn result(fake: &Inner, job_id: &str, file: &str) -> Reply {
         .script
         .downloads_break
         .download(*attempt, content_type, bytes))
+}
+
+/// The `Content-Type` results in `output_format` are served with.
+fn content_type_of(output_format: &str) -> &'static str {
+    match output_format {
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "tiff" => "image/tiff",
+        "psd" => "image/vnd.adobe.photoshop",
+        _ => "image/png",
+    }
 }

@@ -24,7 +24,10 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Sha256;
 
-use super::{Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, Seen, Server, lock};
+use super::{
+    Breakage, Fake, Fault, Faults, Ledger, Ports, Reply, ResultFault, ResultHost, Seen, Server,
+    lock,
+};
 
 /// The project's public key.
 pub const PUBLIC_KEY: &str = "ucpub-demo-7a1b2c";
@@ -99,8 +102,13 @@ pub struct Script {
     pub ending: Ending,
     /// `progress` answers of `/from_url/status/` before `success`.
     pub from_url_polls: usize,
+    /// Answers for `GET /from_url/status/`, before the token is looked up.
+    pub from_url_status_faults: Vec<Fault>,
     /// Whether CDN downloads of results break off.
     pub downloads_break: Breakage,
+    /// A fault mode: the first result's `original_file_url` points at a
+    /// [`ResultHost`] that misbehaves this way on every download.
+    pub result_fault: Option<ResultFault>,
 }
 
 impl Default for Script {
@@ -113,7 +121,9 @@ impl Default for Script {
             in_progress_polls: 2,
             ending: Ending::Done,
             from_url_polls: 1,
+            from_url_status_faults: Vec::new(),
             downloads_break: Breakage::Never,
+            result_fault: None,
         }
     }
 }
@@ -149,10 +159,12 @@ struct Inner {
     upload_faults: Faults,
     execute_faults: Faults,
     status_faults: Faults,
+    from_url_status_faults: Faults,
     files: Mutex<BTreeMap<String, StoredFile>>,
     requests: Mutex<BTreeMap<String, RemoveBgRequest>>,
     tokens: Mutex<BTreeMap<String, FromUrl>>,
     status_polls: AtomicUsize,
+    result_host: Option<ResultHost>,
 }
 
 #[derive(Clone)]
@@ -186,6 +198,8 @@ impl Fake for FakeUploadcare {
             upload_faults: Faults::new(&script.upload_faults),
             execute_faults: Faults::new(&script.execute_faults),
             status_faults: Faults::new(&script.status_faults),
+            from_url_status_faults: Faults::new(&script.from_url_status_faults),
+            result_host: script.result_fault.map(ResultHost::start),
             script,
             files: Mutex::default(),
             requests: Mutex::default(),
@@ -208,6 +222,10 @@ impl Fake for FakeUploadcare {
 
     fn ledger(&self) -> &Ledger {
         &self.inner.ledger
+    }
+
+    fn result_host(&self) -> Option<&ResultHost> {
+        self.inner.result_host.as_ref()
     }
 
     /// Both hosts the CLI needs and both keys; the CDN is left to
@@ -556,6 +574,8 @@ fn from_url(fake: &Inner, seen: &Seen) -> Reply {
 }
 
 fn from_url_status(fake: &Inner, seen: &Seen) -> Reply {
+    fake.from_url_status_faults
+        .check(|fault| upload_fault(seen, fault))?;
     let token = seen.query("token").unwrap_or_default();
     let mut tokens = lock(&fake.tokens);
     let Some(job) = tokens.get_mut(&token) else {
@@ -753,11 +773,19 @@ fn file_info(fake: &Inner, id: &str) -> Reply {
     let files = lock(&fake.files);
     let file = files.get(id).ok_or_else(|| detail(404, "Not found."))?;
     let (cdn, api) = (&fake.cdn_base, &fake.api_base);
+    let misserved = fake
+        .result_host
+        .as_ref()
+        .filter(|host| file.is_result && host.claim(id, &file.mime, &file.bytes));
+    let original_file_url = match misserved {
+        Some(host) => host.url(&format!("{id}/{}", file.name)),
+        None => format!("{cdn}/{id}/{}", file.name),
+    };
     Ok(super::json(
         200,
         json!({
             "uuid": id,
-            "original_file_url": format!("{cdn}/{id}/{}", file.name),
+            "original_file_url": original_file_url,
             "original_filename": file.name,
             "mime_type": file.mime,
             "size": file.bytes.len(),
