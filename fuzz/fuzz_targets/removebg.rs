@@ -1,0 +1,8 @@
+//! Fuzzes remove.bg's answers: the first line is the `X-Credits-Charged`
+//! header, the rest a body. The invariants are checked in
+//! `cutout::providers::fuzzing`, which the unit tests run too.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = cutout::providers::fuzzing::removebg(data);
+});
