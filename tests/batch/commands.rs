@@ -90,6 +90,40 @@ fn bad_usage_exits_2_says_what_to_fix_and_sends_nothing() {
     assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
 }
 
+#[test]
+fn other_url_schemes_and_plain_http_to_a_remote_provider_are_refused_before_anything_is_sent() {
+    let removebg = FakeRemoveBg::start(removebg::Script::default());
+    let ws = Workspace::new();
+    for (input, says) in [
+        ("file:///etc/passwd", "only http(s) URLs"),
+        ("ftp://files.example.com/bottle.png", "only http(s) URLs"),
+    ] {
+        let run = ws.batch_on(&removebg).arg(input).run();
+
+        run.assert_code(2);
+        assert_mentions(&run.stderr, says, &run);
+        assert_mentions(&run.stderr, input, &run);
+    }
+
+    // A key must never travel in the clear: a provider URL on another
+    // machine has to be https (plain http stays allowed on 127.0.0.1).
+    let photo = ws.photo("bottle.jpg");
+    let run = ws
+        .batch_on(&removebg)
+        .env("CUTOUT_REMOVEBG_URL", "http://api.remove.bg/v1.0")
+        .arg(&photo)
+        .run();
+
+    run.assert_code(2);
+    assert_mentions(&run.stderr, "plain HTTP", &run);
+    assert_eq!(
+        removebg.journal().all().len(),
+        0,
+        "something was sent\n{run}"
+    );
+    assert!(ws.out_files().is_empty(), "{:?}", ws.out_files());
+}
+
 /// The provider list, whether printed as one document (an array, or an
 /// object holding one) or one object per line.
 fn provider_list(stdout: &str) -> Vec<Value> {
