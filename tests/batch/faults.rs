@@ -245,14 +245,14 @@ fn garbled_row<F: Fake>(
 
 /// A job whose provider answers every poll with a word the client does not
 /// know waits out the (1 s) deadline once, and its failure quotes the word.
-fn unknown_word<F: Fake>(script: F::Script, input: fn(&Workspace) -> PathBuf, word: &str) {
+fn unknown_word<F: Fake>(script: F::Script, inputs: fn(&Workspace) -> Vec<PathBuf>, word: &str) {
     let provider = F::PROVIDER;
     let fake = F::start(script);
     let ws = Workspace::new();
     let run = ws
         .batch_on(&fake)
         .env("CUTOUT_POLL_DEADLINE_SECS", "1")
-        .arg(input(&ws))
+        .arg(&inputs(&ws)[0])
         .run();
     run.assert_one_failure(&[
         "did not finish within 1 s",
@@ -269,92 +269,95 @@ const GARBLED_POLL: &[&str] = &[
 ];
 const GARBLED_PAID: &[&str] = &["could not be read", "not sent again", "cut short"];
 
-#[test]
-fn removit_asks_again_after_a_garbled_status_but_never_resends_a_garbled_upload() {
-    use crate::fakes::removit::Script;
-    garbled_row::<FakeRemovit>(
-        "an HTML page twice on the status call, then the real answer",
-        Script {
-            status_faults: vec![Fault::html_page().times(2)],
-            ..Script::default()
-        },
-        photos,
+/// Where a provider's fake takes faults, and what it calls its calls.
+struct GarbledCalls<F: Fake> {
+    /// The status (poll) call: safe to ask again.
+    status: fn(&mut F::Script, Vec<Fault>),
+    status_name: &'static str,
+    /// The call that costs money: never sent twice.
+    paid: fn(&mut F::Script, Vec<Fault>),
+    paid_name: &'static str,
+    inputs: fn(&Workspace) -> Vec<PathBuf>,
+    /// A status answer carrying the unknown word "paused".
+    paused: &'static str,
+}
+
+/// The garbled-answer rows for one provider: an HTML page twice on the
+/// status call, then the real answer (both jobs done); an HTML page on
+/// every attempt of one status call (that job fails, retryable); JSON cut
+/// short on the paid call (never resent, that job fails); and an unknown
+/// status word until the deadline (the failure names it).
+fn garbled_rows<F: Fake>(calls: GarbledCalls<F>) {
+    let with = |set: fn(&mut F::Script, Vec<Fault>), fault: Fault| {
+        let mut script = F::Script::default();
+        set(&mut script, vec![fault]);
+        script
+    };
+    garbled_row::<F>(
+        &format!(
+            "an HTML page twice on {}, then the real answer",
+            calls.status_name
+        ),
+        with(calls.status, Fault::html_page().times(2)),
+        calls.inputs,
         Expect::AllDone,
         2,
     );
-    garbled_row::<FakeRemovit>(
-        "an HTML page on every attempt of one status call",
-        Script {
-            status_faults: vec![Fault::html_page().times(4)],
-            ..Script::default()
-        },
-        photos,
+    garbled_row::<F>(
+        &format!("an HTML page on every attempt of one {}", calls.status_name),
+        with(calls.status, Fault::html_page().times(4)),
+        calls.inputs,
         Expect::FirstFails(GARBLED_POLL),
         2,
     );
-    garbled_row::<FakeRemovit>(
-        "JSON cut short in answer to the upload",
-        Script {
-            upload_faults: vec![Fault::json_body(CUT_SHORT)],
-            ..Script::default()
-        },
-        photos,
+    garbled_row::<F>(
+        &format!("JSON cut short in answer to {}", calls.paid_name),
+        with(calls.paid, Fault::json_body(CUT_SHORT)),
+        calls.inputs,
         Expect::FirstFails(GARBLED_PAID),
         2,
     );
-    unknown_word::<FakeRemovit>(
-        Script {
-            status_faults: vec![
-                Fault::json_body(r#"{"job_id":"j","state":"paused","status":"paused"}"#).always(),
-            ],
-            ..Script::default()
-        },
-        |ws| ws.photo("bottle.jpg"),
+    unknown_word::<F>(
+        with(calls.status, Fault::json_body(calls.paused).always()),
+        calls.inputs,
         "paused",
     );
 }
 
 #[test]
+fn removit_asks_again_after_a_garbled_status_but_never_resends_a_garbled_upload() {
+    garbled_rows::<FakeRemovit>(GarbledCalls {
+        status: |s, faults| s.status_faults = faults,
+        status_name: "the status call",
+        paid: |s, faults| s.upload_faults = faults,
+        paid_name: "the upload",
+        inputs: photos,
+        paused: r#"{"job_id":"j","state":"paused","status":"paused"}"#,
+    });
+}
+
+#[test]
 fn uploadcare_asks_again_after_a_garbled_status_but_never_resends_a_garbled_execute() {
-    use crate::fakes::uploadcare::Script;
-    garbled_row::<FakeUploadcare>(
-        "an HTML page twice on the add-on status, then the real answer",
-        Script {
-            status_faults: vec![Fault::html_page().times(2)],
-            ..Script::default()
-        },
-        photos,
-        Expect::AllDone,
-        2,
-    );
-    garbled_row::<FakeUploadcare>(
-        "an HTML page on every attempt of one add-on status call",
-        Script {
-            status_faults: vec![Fault::html_page().times(4)],
-            ..Script::default()
-        },
-        photos,
-        Expect::FirstFails(GARBLED_POLL),
-        2,
-    );
-    garbled_row::<FakeUploadcare>(
-        "JSON cut short in answer to the add-on's execution",
-        Script {
-            execute_faults: vec![Fault::json_body(CUT_SHORT)],
-            ..Script::default()
-        },
-        photos,
-        Expect::FirstFails(GARBLED_PAID),
-        2,
-    );
-    unknown_word::<FakeUploadcare>(
-        Script {
-            status_faults: vec![Fault::json_body(r#"{"status":"paused","result":null}"#).always()],
-            ..Script::default()
-        },
-        |ws| ws.photo("bottle.jpg"),
-        "paused",
-    );
+    garbled_rows::<FakeUploadcare>(GarbledCalls {
+        status: |s, faults| s.status_faults = faults,
+        status_name: "the add-on status",
+        paid: |s, faults| s.execute_faults = faults,
+        paid_name: "the add-on's execution",
+        inputs: photos,
+        paused: r#"{"status":"paused","result":null}"#,
+    });
+}
+
+#[test]
+fn removebgvideo_asks_again_after_a_garbled_status_but_never_resends_a_garbled_create() {
+    garbled_rows::<FakeRemoveBgVideo>(GarbledCalls {
+        status: |s, faults| s.poll_faults = faults,
+        status_name: "the job status",
+        paid: |s, faults| s.create_faults = faults,
+        paid_name: "the job's creation",
+        inputs: clips,
+        paused: r#"{"id":"j","status":"paused","progress":40}"#,
+    });
 }
 
 /// Uploadcare fetching an input URL waits inside the submission; it honours
@@ -377,51 +380,6 @@ fn an_input_url_uploadcare_never_fetches_fails_at_the_users_deadline_naming_its_
     assert_eq!(fake.submissions(), 0, "nothing was paid for\n{run}");
     assert!(run.elapsed < std::time::Duration::from_secs(10), "{run}");
     ws.assert_nothing_written(&run);
-}
-
-#[test]
-fn removebgvideo_asks_again_after_a_garbled_status_but_never_resends_a_garbled_create() {
-    use crate::fakes::removebgvideo::Script;
-    garbled_row::<FakeRemoveBgVideo>(
-        "an HTML page twice on the job status, then the real answer",
-        Script {
-            poll_faults: vec![Fault::html_page().times(2)],
-            ..Script::default()
-        },
-        clips,
-        Expect::AllDone,
-        2,
-    );
-    garbled_row::<FakeRemoveBgVideo>(
-        "an HTML page on every attempt of one job status call",
-        Script {
-            poll_faults: vec![Fault::html_page().times(4)],
-            ..Script::default()
-        },
-        clips,
-        Expect::FirstFails(GARBLED_POLL),
-        2,
-    );
-    garbled_row::<FakeRemoveBgVideo>(
-        "JSON cut short in answer to the job's creation",
-        Script {
-            create_faults: vec![Fault::json_body(CUT_SHORT)],
-            ..Script::default()
-        },
-        clips,
-        Expect::FirstFails(GARBLED_PAID),
-        2,
-    );
-    unknown_word::<FakeRemoveBgVideo>(
-        Script {
-            poll_faults: vec![
-                Fault::json_body(r#"{"id":"j","status":"paused","progress":40}"#).always(),
-            ],
-            ..Script::default()
-        },
-        |ws| ws.file("clip.mp4", &fake_mp4(1)),
-        "paused",
-    );
 }
 
 /// remove.bg answers in the paid call itself, with the picture: a page or
