@@ -78,14 +78,15 @@ fn main() {
     if wanted("concurrency") {
         concurrency(&mut report);
     }
-    if wanted("memory") {
-        memory(&mut report);
-    }
     if wanted("queue") {
         queue(&mut report);
     }
     if wanted("startup") {
         startup(&mut report, runs.unwrap_or(5));
+    }
+    // Last: it writes gigabytes, whose flushing would disturb what follows.
+    if wanted("memory") {
+        memory(&mut report);
     }
     println!("\n{}", report.table());
     let path = std::env::var_os("CUTOUT_BENCH_JSON").map_or_else(
@@ -142,6 +143,7 @@ fn pipeline(report: &mut Report, runs: usize, size: (u32, u32), target: Option<f
     for run in 0..=runs {
         let out = work.join("out-reference");
         let reference = |durable| {
+            settle();
             let measured = time(reference_client(&fake, &inputs, &out, durable));
             let saved = count_files(&out);
             assert_eq!(saved, PIPELINE_IMAGES, "the reference saved every cut-out");
@@ -151,6 +153,7 @@ fn pipeline(report: &mut Report, runs: usize, size: (u32, u32), target: Option<f
         let (minimal, _) = reference(false);
         let (took, reference_usage) = reference(true);
         let out = work.join("out-cutout");
+        settle();
         let batch = CutoutRun::new(&work, &fake, &inputs, &out)
             .concurrency(PIPELINE_CONCURRENCY)
             .run();
@@ -229,6 +232,7 @@ fn concurrency(report: &mut Report) {
         CONCURRENCY_JOB_TIME.as_millis()
     );
     let out = work.join("out");
+    settle();
     let batch = CutoutRun::new(&work, &fake, &inputs, &out)
         .concurrency(CONCURRENCY_LIMIT)
         .run();
@@ -293,6 +297,7 @@ fn memory(report: &mut Report) {
                 .expect("link a photo");
         }
         let out = work.join(format!("out-{count}"));
+        settle();
         let batch = CutoutRun::new(&work, &fake, &inputs, &out).run();
         batch.assert_all_done(count, &out);
         let _ = std::fs::remove_dir_all(&out);
@@ -331,6 +336,7 @@ fn queue(report: &mut Report) {
     });
     let work = scratch("queue");
     println!("queue: {QUEUE_JOBS} jobs dropped on the window…");
+    settle();
     let figures = window::queue_frames(
         &work,
         QUEUE_JOBS,
@@ -413,6 +419,7 @@ fn startup(report: &mut Report, runs: usize) {
     let mut cutout_ms = Vec::new();
     let mut bare_ms = Vec::new();
     for run in 0..=runs {
+        settle();
         let bare = window::first_frame_ms(bare_window());
         let cutout = window::first_frame_ms(cutout_window());
         println!("  run {run}: bare egui {bare:.0} ms, Cutout {cutout:.0} ms");
@@ -626,6 +633,12 @@ fn small_photo_jpeg() -> Vec<u8> {
 fn small_cutout_png() -> Vec<u8> {
     let shot = fakes::product_shot(SMALL_PHOTO.0, SMALL_PHOTO.1, 1);
     fakes::png(&fakes::cut_out(&shot))
+}
+
+/// Lets the disk finish writing what earlier runs left in the page cache, so
+/// that each measurement starts on a quiet machine.
+fn settle() {
+    let _ = Command::new("sync").status();
 }
 
 /// A fresh folder for one row, under the system's temporary folder, removed
