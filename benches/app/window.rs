@@ -115,7 +115,7 @@ pub fn queue_frames(
         }
     }
     streaming.sort_by(f64::total_cmp);
-    let finished = count_outputs(&work.join("out"));
+    let finished = super::count_files(&work.join("out"));
     QueueFigures {
         idle,
         streaming: FrameTimes(streaming),
@@ -158,27 +158,6 @@ fn step_until(
         std::thread::sleep(FRAME_PACE);
     }
     Some(())
-}
-
-fn count_outputs(dir: &Path) -> usize {
-    walk(dir).len()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                vec![path]
-            }
-        })
-        .collect()
 }
 
 /// A folder as a file manager drops it.
