@@ -598,7 +598,13 @@ pub(super) async fn run_to_end(
     while !report.all_finished() {
         tokio::select! {
             event = engine.next_event() => match event {
-                Some(event) => report.event(&event),
+                Some(event) => {
+                    report.event(&event);
+                    while let Some(event) = engine.try_next_event() {
+                        report.event(&event);
+                    }
+                    report.flush();
+                }
                 None => break,
             },
             _ = &mut ctrl_c => {

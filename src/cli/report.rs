@@ -1,6 +1,7 @@
 //! What a batch run prints: a progress bar and a line per file on a
 //! terminal, or one JSON object per event for scripts.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ pub(super) struct Report {
     finished: BTreeMap<JobId, JobState>,
     names: BTreeMap<JobId, String>,
     bar: ProgressBar,
+    /// Lines for standard output not yet written: the events that arrive
+    /// together go out in one write (see [`Report::flush`]).
+    unflushed: RefCell<String>,
 }
 
 impl Report {
@@ -56,6 +60,7 @@ impl Report {
             finished: BTreeMap::new(),
             names: BTreeMap::new(),
             bar,
+            unflushed: RefCell::new(String::new()),
         }
     }
 
@@ -63,14 +68,30 @@ impl Report {
         self.finished.len() >= self.total
     }
 
+    /// Adds a line for standard output (written by the next
+    /// [`flush`](Self::flush)), or prints it above the progress bar.
     fn line(&self, text: &str) {
         if self.bar.is_hidden() {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            let mut unflushed = self.unflushed.borrow_mut();
+            unflushed.push_str(text);
+            unflushed.push('\n');
         } else {
             self.bar.println(text);
         }
+    }
+
+    /// Writes the lines added so far. Called once the events that arrived
+    /// together are reported, so a busy batch costs a write per burst, not
+    /// per event, and a script still sees every event as it happens.
+    pub(super) fn flush(&self) {
+        let mut unflushed = self.unflushed.borrow_mut();
+        if unflushed.is_empty() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(unflushed.as_bytes());
+        let _ = out.flush();
+        unflushed.clear();
     }
 
     pub(super) fn note(&self, text: &str) {
@@ -78,6 +99,7 @@ impl Report {
             eprintln!("{text}");
         } else {
             self.line(text);
+            self.flush();
         }
     }
 
@@ -91,6 +113,7 @@ impl Report {
                 self.line(&format!("skipped  {}: {reason}", shown(path)));
             }
         }
+        self.flush();
     }
 
     pub(super) fn event(&mut self, event: &Event) {
@@ -214,6 +237,7 @@ impl Report {
                 "output_dir": self.out_dir,
             });
             self.line(&summary.to_string());
+            self.flush();
             return counts;
         }
         let elapsed = self.started.elapsed().as_secs_f64();
@@ -236,6 +260,7 @@ impl Report {
                 }
             }
         }
+        self.flush();
         counts
     }
 }

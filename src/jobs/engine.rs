@@ -4,13 +4,13 @@
 //! [`Event`]. Job tasks never touch shared state: they send updates to the
 //! engine loop, which applies them through the pure state machine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ use crate::jobs::events::{Command, Event, JobSettings, NewJob, OutputSpec};
 use crate::jobs::job::{InputKind, Job, JobId, JobInput, JobState, Transition};
 use crate::jobs::naming::{self, NameFields};
 use crate::jobs::output::{PendingOutput, output_dir_for, partial_owner_tag};
-use crate::jobs::store::{JobStore, RestoredJob};
+use crate::jobs::store::{JobStore, RestoredJob, StoreError};
 use crate::providers::{
     AssetSource, HttpClient, JobReporter, JobRequest, JobResult, PollStatus, Provider,
     ProviderError, ProviderId, ProviderInfo, ResultAsset, Submission, refusal,
@@ -173,9 +173,22 @@ impl EngineHandle {
     }
 }
 
+/// One provider's place in the scheduler.
 struct ProviderSlot {
-    provider: Arc<dyn Provider>,
-    limit: Arc<Semaphore>,
+    /// `None` once the provider is unset while its jobs still run: the
+    /// slot keeps counting them, so setting it up again cannot exceed the
+    /// limit.
+    provider: Option<Arc<dyn Provider>>,
+    /// How many of its jobs may run at once.
+    limit: usize,
+    /// How many of its jobs run now.
+    running: usize,
+    /// Jobs started but waiting for a place, oldest first. The engine hands
+    /// out places itself, in this order, so a batch runs in the order the
+    /// queue shows (tasks that all waited on a semaphore started in
+    /// whatever order tokio first polled them: the last one added first).
+    /// A job cancelled or removed while waiting is skipped when reached.
+    waiting: VecDeque<JobId>,
 }
 
 struct Entry {
@@ -188,6 +201,8 @@ struct Entry {
     reached_provider: bool,
     /// Set while a task runs the job.
     cancel: Option<CancellationToken>,
+    /// Started, and waiting in its provider's line for a place.
+    waiting: bool,
     /// The provider fully accepted the job during the current run (its
     /// `submit` returned), so the remote job exists and is started.
     accepted: bool,
@@ -217,9 +232,25 @@ enum Update {
     Credits(f64),
     /// `submit` returned: the remote job exists and runs.
     Accepted,
-    /// The task's last message: the terminal transition.
-    Ended(Transition),
+    /// The task's last message: the terminal transition, and the provider
+    /// whose place it frees.
+    Ended(Transition, ProviderId),
 }
+
+/// The most messages the engine loop takes at once before it looks at the
+/// clock again, so a flood of updates cannot hold events back.
+const TURN_MESSAGES_MAX: usize = 256;
+
+/// The least time between two commits of the history. After a quiet spell
+/// a change is committed and published at once; in a busy batch the changes
+/// of this long share one commit, and their events wait at most this long.
+/// A batch of quick jobs otherwise spent more time committing (a dozen
+/// syscalls each, four or five per job) than sending pictures. A job that
+/// ended is committed without waiting, with whatever came with it: its
+/// result is already in place, and a run killed before the commit would do
+/// the job again on resume. Facts that decide whether a job is paid for are
+/// committed at once as well (see [`JobStore::record_changed`]).
+const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The engine; see the module docs.
 pub struct Engine {
@@ -232,8 +263,17 @@ pub struct Engine {
     events: mpsc::UnboundedSender<Event>,
     waker: Waker,
     updates_tx: mpsc::UnboundedSender<(JobId, Update)>,
-    /// The job history, written before each event is published.
+    /// The job history. Changes are written into an open transaction that
+    /// is committed at most every [`COMMIT_INTERVAL`], and their events are
+    /// published only after the commit, so an event always reports a fact
+    /// already in the history.
     store: Option<JobStore>,
+    /// Events waiting for their writes to be committed.
+    pending_events: Vec<Event>,
+    /// When the history was last committed and events published.
+    last_commit: Instant,
+    /// A job ended since: commit without waiting for [`COMMIT_INTERVAL`].
+    commit_soon: bool,
     /// The batch that jobs being added belong to in the history.
     batch: Option<u64>,
     /// Marks this run's temporary files (see [`partial_owner_tag`]).
@@ -304,6 +344,9 @@ impl Engine {
             waker,
             updates_tx,
             store,
+            pending_events: Vec::new(),
+            last_commit: Instant::now(),
+            commit_soon: false,
             batch: None,
             partial_owner,
             date: naming::today(),
@@ -325,9 +368,37 @@ impl Engine {
             .or_else(|| self.config.concurrency.get(&info.id).copied())
             .unwrap_or(info.default_concurrency)
             .max(1);
-        let limit = Arc::new(Semaphore::new(limit));
-        self.providers
-            .insert(info.id, ProviderSlot { provider, limit });
+        let slot = self
+            .providers
+            .entry(info.id)
+            .or_insert_with(|| ProviderSlot {
+                provider: None,
+                limit,
+                running: 0,
+                waiting: VecDeque::new(),
+            });
+        slot.provider = Some(provider);
+        slot.limit = limit;
+        // A higher limit has room for more at once.
+        self.dispatch(info.id);
+    }
+
+    /// Takes a provider away; its running jobs finish, and the ones waiting
+    /// for a place fail as they would have if started now.
+    fn unset_provider(&mut self, id: ProviderId) {
+        let Some(slot) = self.providers.get_mut(&id) else {
+            return;
+        };
+        slot.provider = None;
+        let waiting = std::mem::take(&mut slot.waiting);
+        for job in waiting {
+            if let Some(entry) = self.jobs.get_mut(&job)
+                && entry.waiting
+            {
+                entry.waiting = false;
+                self.refuse(job, not_set_up(id.info()));
+            }
+        }
     }
 
     async fn run(
@@ -336,6 +407,9 @@ impl Engine {
         mut updates: mpsc::UnboundedReceiver<(JobId, Update)>,
     ) {
         loop {
+            let due = self
+                .has_uncommitted()
+                .then_some(self.last_commit + COMMIT_INTERVAL);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.handle(command),
@@ -346,12 +420,63 @@ impl Engine {
                                 token.cancel();
                             }
                         }
+                        self.commit_and_publish();
                         return;
                     }
                 },
                 Some((id, update)) = updates.recv() => self.apply_update(id, update),
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
+            }
+            for _ in 1..TURN_MESSAGES_MAX {
+                if let Ok((id, update)) = updates.try_recv() {
+                    self.apply_update(id, update);
+                } else if let Ok(command) = commands.try_recv() {
+                    self.handle(command);
+                } else {
+                    break;
+                }
+            }
+            if self.has_uncommitted()
+                && (self.commit_soon || Instant::now() >= self.last_commit + COMMIT_INTERVAL)
+            {
+                self.commit_and_publish();
             }
         }
+    }
+
+    /// Whether there are history writes or events still to commit.
+    fn has_uncommitted(&self) -> bool {
+        !self.pending_events.is_empty() || self.store.as_ref().is_some_and(JobStore::in_group)
+    }
+
+    /// Commits the history's open group of writes, then publishes the
+    /// events they record.
+    fn commit_and_publish(&mut self) {
+        self.last_commit = Instant::now();
+        self.commit_soon = false;
+        if let Some(store) = &mut self.store
+            && let Err(error) = store.commit_group()
+        {
+            self.history_failed(error);
+        }
+        if self.pending_events.is_empty() {
+            return;
+        }
+        let mut delivered = false;
+        for event in self.pending_events.drain(..) {
+            delivered |= self.events.send(event).is_ok();
+        }
+        if delivered {
+            (self.waker)();
+        }
+    }
+
+    /// Reports the first failed history write; the rest would only repeat it.
+    fn history_failed(&mut self, error: StoreError) {
+        if !self.store_failed {
+            tracing::error!(%error, "cannot write to the job history; jobs carry on unrecorded");
+        }
+        self.store_failed = true;
     }
 
     fn handle(&mut self, command: Command) {
@@ -360,25 +485,22 @@ impl Engine {
                 provider,
                 concurrency,
             } => self.set_provider(provider, concurrency),
-            Command::UnsetProvider(id) => {
-                self.providers.remove(&id);
-            }
+            Command::UnsetProvider(id) => self.unset_provider(id),
             Command::Reconfigure { ids, settings } => {
                 for id in ids {
                     self.reconfigure(id, &settings);
                 }
             }
             Command::Add(new_jobs) => {
-                self.batch = self
-                    .store
-                    .as_mut()
-                    .and_then(|store| match store.begin_batch() {
+                self.batch = self.store.as_mut().and_then(|store| {
+                    match store.begin_group().and_then(|()| store.begin_batch()) {
                         Ok(batch) => Some(batch),
                         Err(error) => {
                             tracing::error!(%error, "cannot record a batch in the job history");
                             None
                         }
-                    });
+                    }
+                });
                 for spec in new_jobs {
                     self.add(spec);
                 }
@@ -392,7 +514,9 @@ impl Engine {
                 let queued: Vec<_> = self
                     .jobs
                     .iter()
-                    .filter(|(_, e)| e.job.state == JobState::Queued && e.cancel.is_none())
+                    .filter(|(_, e)| {
+                        e.job.state == JobState::Queued && e.cancel.is_none() && !e.waiting
+                    })
                     .map(|(id, _)| *id)
                     .collect();
                 for id in queued {
@@ -415,7 +539,8 @@ impl Engine {
                 self.cancel(id);
                 if self.jobs.remove(&id).is_some() {
                     if let Some(store) = &mut self.store
-                        && let Err(error) = store.record_removed(id)
+                        && let Err(error) =
+                            store.begin_group().and_then(|()| store.record_removed(id))
                     {
                         tracing::error!(%error, "cannot record a removed job in the job history");
                     }
@@ -447,6 +572,7 @@ impl Engine {
             spec,
             reached_provider: false,
             cancel: None,
+            waiting: false,
             accepted: false,
             resumable: false,
         };
@@ -478,6 +604,7 @@ impl Engine {
             spec,
             reached_provider: job.remote_id.is_some(),
             cancel: None,
+            waiting: false,
             accepted: false,
             resumable: resume,
         };
@@ -494,18 +621,15 @@ impl Engine {
         let (Some(store), Some(entry)) = (self.store.as_mut(), self.jobs.get(&id)) else {
             return;
         };
-        let written = match what {
+        let written = store.begin_group().and_then(|()| match what {
             Persist::Added => store.record_added(self.batch, &entry.job, &entry.spec.settings),
             Persist::Changed => store.record_changed(&entry.job, entry.accepted, None),
             Persist::Reconfigured => {
                 store.record_changed(&entry.job, entry.accepted, Some(&entry.spec.settings))
             }
-        };
+        });
         if let Err(error) = written {
-            if !self.store_failed {
-                tracing::error!(%error, "cannot write to the job history; jobs carry on unrecorded");
-            }
-            self.store_failed = true;
+            self.history_failed(error);
         }
     }
 
@@ -531,7 +655,7 @@ impl Engine {
         // cancelled stays cancelled, and a running one is left alone.
         let refused = matches!(entry.job.state, JobState::Failed { .. });
         let waiting = entry.job.state == JobState::Queued || refused;
-        let idle = entry.cancel.is_none();
+        let idle = entry.cancel.is_none() && !entry.waiting;
         if entry.reached_provider || !idle || !waiting || entry.spec.settings == *settings {
             return;
         }
@@ -555,27 +679,68 @@ impl Engine {
         }
     }
 
+    /// Puts a queued job in its provider's line; it runs when its turn
+    /// comes and a place is free.
     fn schedule(&mut self, id: JobId) {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
-        let Some(kind) = entry.job.kind else { return };
-        if entry.job.state != JobState::Queued || entry.cancel.is_some() {
+        if entry.job.kind.is_none()
+            || entry.job.state != JobState::Queued
+            || entry.cancel.is_some()
+            || entry.waiting
+        {
             return;
         }
-        let settings = &entry.spec.settings;
-        let Some(slot) = self.providers.get(&settings.provider) else {
-            let info = settings.provider.info();
-            let variables: Vec<_> = info.credentials.iter().map(|c| c.env_var).collect();
-            let error = format!(
-                "{} is not set up: add its key in Settings (or run `cutout keys set {}`, or set {})",
-                info.name,
-                info.id,
-                variables.join(" and ")
-            );
-            self.refuse(id, error);
+        let provider = entry.spec.settings.provider;
+        let Some(slot) = self
+            .providers
+            .get_mut(&provider)
+            .filter(|slot| slot.provider.is_some())
+        else {
+            self.refuse(id, not_set_up(provider.info()));
             return;
         };
+        entry.waiting = true;
+        slot.waiting.push_back(id);
+        self.dispatch(provider);
+    }
+
+    /// Starts the provider's waiting jobs, oldest first, while it has room.
+    fn dispatch(&mut self, provider: ProviderId) {
+        loop {
+            let Some(slot) = self.providers.get_mut(&provider) else {
+                return;
+            };
+            if slot.running >= slot.limit {
+                return;
+            }
+            let Some(id) = slot.waiting.pop_front() else {
+                return;
+            };
+            if let Some(entry) = self.jobs.get_mut(&id)
+                && entry.waiting
+            {
+                entry.waiting = false;
+                self.run_task(id);
+            }
+        }
+    }
+
+    /// Spawns the task that runs a job, taking a place of its provider.
+    fn run_task(&mut self, id: JobId) {
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(kind) = entry.job.kind else { return };
+        let settings = &entry.spec.settings;
+        let Some(slot) = self.providers.get_mut(&settings.provider) else {
+            return;
+        };
+        let Some(provider) = &slot.provider else {
+            return;
+        };
+        slot.running += 1;
         let token = CancellationToken::new();
         entry.cancel = Some(token.clone());
         let resume_from = if entry.resumable {
@@ -587,8 +752,7 @@ impl Engine {
         entry.accepted = false;
         let task = JobTask {
             id,
-            provider: Arc::clone(&slot.provider),
-            limit: Arc::clone(&slot.limit),
+            provider: Arc::clone(provider),
             request: JobRequest {
                 input: entry.spec.input.clone(),
                 kind,
@@ -610,9 +774,15 @@ impl Engine {
     }
 
     fn cancel(&mut self, id: JobId) {
-        let Some(entry) = self.jobs.get(&id) else {
+        let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
+        if entry.waiting {
+            // Its place in the line is skipped when reached.
+            entry.waiting = false;
+            self.transition(id, Transition::Cancel);
+            return;
+        }
         match &entry.cancel {
             // The task reports `Cancelled` once it has cleaned up.
             Some(token) => token.cancel(),
@@ -648,8 +818,11 @@ impl Engine {
                     self.persist(id, Persist::Changed);
                 }
             }
-            Update::Ended(transition) => {
+            Update::Ended(transition, provider) => {
                 self.running_tasks = self.running_tasks.saturating_sub(1);
+                if let Some(slot) = self.providers.get_mut(&provider) {
+                    slot.running = slot.running.saturating_sub(1);
+                }
                 if let Some(entry) = self.jobs.get_mut(&id) {
                     entry.cancel = None;
                     let still_remote = entry.accepted && entry.job.remote_id.is_some();
@@ -661,6 +834,7 @@ impl Engine {
                         };
                 }
                 self.transition(id, transition);
+                self.dispatch(provider);
                 if self.running_tasks == 0 {
                     self.publish(Event::Idle);
                 }
@@ -687,6 +861,7 @@ impl Engine {
                         | JobState::Downloading
                         | JobState::Done { .. }
                 );
+                self.commit_soon |= next.is_terminal();
                 entry.job.state = next;
                 let job = entry.job.clone();
                 log_state(&job);
@@ -701,11 +876,21 @@ impl Engine {
         }
     }
 
-    fn publish(&self, event: Event) {
-        if self.events.send(event).is_ok() {
-            (self.waker)();
-        }
+    /// Queues an event for the next commit (see [`Engine::commit_and_publish`]).
+    fn publish(&mut self, event: Event) {
+        self.pending_events.push(event);
     }
+}
+
+/// Why a job for a provider with no key cannot start, and how to fix it.
+fn not_set_up(info: &ProviderInfo) -> String {
+    let variables: Vec<_> = info.credentials.iter().map(|c| c.env_var).collect();
+    format!(
+        "{} is not set up: add its key in Settings (or run `cutout keys set {}`, or set {})",
+        info.name,
+        info.id,
+        variables.join(" and ")
+    )
 }
 
 /// Puts the steps support asks about in the log file (see
@@ -756,7 +941,6 @@ fn rejection(spec: &NewJob, kind: Option<InputKind>) -> Option<JobError> {
 struct JobTask {
     id: JobId,
     provider: Arc<dyn Provider>,
-    limit: Arc<Semaphore>,
     request: JobRequest,
     output: OutputSpec,
     /// Whether an image over the provider's limits may go as a smaller copy.
@@ -790,7 +974,8 @@ impl JobTask {
                 },
             }
         };
-        let _ = updates.send((id, Update::Ended(ending)));
+        let provider = self.provider.info().id;
+        let _ = updates.send((id, Update::Ended(ending, provider)));
     }
 
     fn send(&self, update: Update) {
@@ -805,10 +990,6 @@ impl JobTask {
     }
 
     async fn work(&self) -> Result<Vec<PathBuf>, JobError> {
-        let _permit = Arc::clone(&self.limit)
-            .acquire_owned()
-            .await
-            .map_err(|_| JobError::Unsupported("the engine is shutting down".into()))?;
         self.send(Update::Transition(Transition::Prepare));
         if let JobInput::File { path, .. } = &self.request.input {
             tokio::fs::metadata(path)
@@ -1261,6 +1442,8 @@ mod tests {
         /// the id and then fails as if the call broke off half-way.
         submit_outcomes: Mutex<VecDeque<bool>>,
         polls: Mutex<VecDeque<Result<PollStatus, ProviderError>>>,
+        /// The inputs' file names, in the order they were submitted.
+        submitted: Mutex<Vec<String>>,
     }
 
     impl Scripted {
@@ -1273,6 +1456,7 @@ mod tests {
                 submit_delay: Duration::ZERO,
                 submit_outcomes: Mutex::new(submit_outcomes.into()),
                 polls: Mutex::new(polls.into()),
+                submitted: Mutex::new(Vec::new()),
             }
         }
     }
@@ -1308,9 +1492,13 @@ mod tests {
 
         async fn submit(
             &self,
-            _: &JobRequest,
+            request: &JobRequest,
             report: &dyn JobReporter,
         ) -> Result<Submission, ProviderError> {
+            if let JobInput::File { path, .. } = &request.input {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                self.submitted.lock().unwrap().push(name.into_owned());
+            }
             let n = self.submits.fetch_add(1, Ordering::SeqCst) + 1;
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -1471,6 +1659,82 @@ mod tests {
         assert_eq!(provider.max_in_flight.load(Ordering::SeqCst), 2);
         let outputs = std::fs::read_dir(dir.path().join("out")).unwrap().count();
         assert_eq!(outputs, 6);
+    }
+
+    /// A multi-threaded runtime runs the task spawned last first (tokio's
+    /// LIFO slot), so when every job's task waited on the provider's
+    /// semaphore, the last photo added was sent first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_start_in_the_order_they_were_added_not_last_added_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Scripted::new(vec![], vec![]));
+        let mut handle = start(Arc::clone(&provider), 1);
+        let names: Vec<String> = (0..8).map(|i| format!("{i}.png")).collect();
+        let jobs = names.iter().map(|name| new_job(dir.path(), name)).collect();
+        handle.send(Command::Add(jobs));
+        handle.send(Command::Start);
+        let jobs = until_idle(&mut handle).await;
+        assert!(
+            jobs.values()
+                .all(|j| matches!(j.state, JobState::Done { .. }))
+        );
+        assert_eq!(*provider.submitted.lock().unwrap(), names);
+    }
+
+    /// The history is written in groups (see [`COMMIT_INTERVAL`]); a front
+    /// end must still never be told of a change the history does not hold.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_published_change_is_already_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let store = JobStore::open(&path).unwrap().store;
+        let history = crate::jobs::store::History::open(&path).unwrap();
+        let mut scripted = Scripted::new(vec![], vec![]);
+        scripted.submit_delay = Duration::from_millis(5);
+        let provider = Arc::new(scripted);
+        let config = EngineConfig {
+            poll: PollPolicy {
+                initial_interval: Duration::from_millis(1),
+                max_interval: Duration::from_millis(2),
+                deadline: None,
+            },
+            concurrency: [(ProviderId::Removit, 3)].into(),
+        };
+        let mut handle = Engine::spawn_recording(
+            vec![provider],
+            HttpClient::new(RetryPolicy::default()).unwrap(),
+            config,
+            Arc::new(|| {}),
+            Some(store),
+        );
+        let jobs = (0..6)
+            .map(|i| new_job(dir.path(), &format!("{i}.png")))
+            .collect();
+        handle.send(Command::Add(jobs));
+        handle.send(Command::Start);
+        let mut checked = 0;
+        while let Some(event) = handle.next_event().await {
+            let job = match event {
+                Event::Added(job) | Event::Changed(job) => job,
+                Event::Idle => break,
+                _ => continue,
+            };
+            // The history may be further on by now, but it has been here.
+            let recorded: Vec<_> = history
+                .transitions(job.id)
+                .unwrap()
+                .into_iter()
+                .map(|(_, state, _)| state)
+                .collect();
+            assert!(
+                recorded.iter().any(|state| state == job.state.name()),
+                "{:?} was published as {} before the history had it: {recorded:?}",
+                job.id,
+                job.state.name()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 6 * 4, "every job's changes were seen: {checked}");
     }
 
     #[tokio::test]

@@ -345,6 +345,38 @@ impl JobStore {
         Ok(max.unwrap_or(0) as u64 + 1)
     }
 
+    /// Opens a group of writes that [`commit_group`](Self::commit_group)
+    /// commits together; nothing when one is open already. The engine
+    /// groups what it records between commits, so a busy batch makes one
+    /// commit for many updates instead of one each. Each write inside keeps
+    /// its own savepoint, so a failed one undoes only itself.
+    pub fn begin_group(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(self.db())?;
+        }
+        Ok(())
+    }
+
+    /// Whether a group of writes is open and not yet committed.
+    pub fn in_group(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Commits the open group, if any. A commit that fails (a full disk) is
+    /// rolled back, so the next group starts clean.
+    pub fn commit_group(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        committed.map_err(self.db())
+    }
+
     /// Starts a batch: the jobs of one `Add`.
     pub fn begin_batch(&mut self) -> Result<u64, StoreError> {
         self.conn
@@ -367,10 +399,7 @@ impl JobStore {
         let settings_json = to_json(settings);
         let input_json = to_json(&job.input);
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(database_error(&self.path))?;
+        let tx = self.conn.savepoint().map_err(database_error(&self.path))?;
         let exists: bool = tx
             .prepare_cached(JOB_EXISTS)
             .and_then(|mut statement| statement.query_row([job.id.0 as i64], |_| Ok(true)))
@@ -449,6 +478,9 @@ impl JobStore {
         let paid_fact = (job.remote_id.is_some() && job.remote_id != previous_remote)
             || (accepted && !previous_accepted);
         if paid_fact {
+            // The level cannot change inside a transaction: the group so
+            // far is committed first, and this write commits on its own.
+            self.commit_group()?;
             self.conn
                 .pragma_update(None, "synchronous", "FULL")
                 .map_err(self.db())?;
@@ -458,10 +490,7 @@ impl JobStore {
             _ => None,
         };
         let finished = job.state.is_terminal().then_some(now);
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(database_error(&self.path))?;
+        let tx = self.conn.savepoint().map_err(database_error(&self.path))?;
         let written = tx
             .prepare_cached(UPDATE_JOB)
             .and_then(|mut statement| {
@@ -1097,6 +1126,50 @@ mod tests {
                 "done"
             ]
         );
+    }
+
+    #[test]
+    fn a_group_of_writes_is_seen_whole_once_committed_and_a_paid_fact_commits_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite3");
+        let mut store = JobStore::open(&path).unwrap().store;
+        let settings = settings(dir.path());
+        let history = History::open(&path).unwrap();
+        let seen = |id: u64| history.job(JobId(id)).unwrap().map(|j| j.state);
+
+        store.begin_group().unwrap();
+        let batch = store.begin_batch().unwrap();
+        let mut a = job(1, "a.jpg", JobState::Queued);
+        store.begin_group().unwrap();
+        store.record_added(Some(batch), &a, &settings).unwrap();
+        store
+            .record_added(Some(batch), &job(2, "b.jpg", JobState::Queued), &settings)
+            .unwrap();
+        assert_eq!(seen(1), None, "nothing is visible before the commit");
+        store.commit_group().unwrap();
+        assert_eq!(seen(1), Some(JobState::Queued));
+        assert_eq!(seen(2), Some(JobState::Queued));
+
+        // A new remote id is what stops a later run paying twice: it is
+        // committed (with a full sync) at once, with what came before it.
+        store.begin_group().unwrap();
+        a.state = JobState::Preparing;
+        store.record_changed(&a, false, None).unwrap();
+        a.remote_id = Some("r-1".into());
+        a.state = JobState::Submitted {
+            remote_id: "r-1".into(),
+        };
+        store.record_changed(&a, true, None).unwrap();
+        assert!(matches!(seen(1), Some(JobState::Submitted { .. })));
+        store.commit_group().unwrap();
+        store.commit_group().unwrap();
+        let states: Vec<_> = history
+            .transitions(JobId(1))
+            .unwrap()
+            .into_iter()
+            .map(|(_, s, _)| s)
+            .collect();
+        assert_eq!(states, ["queued", "preparing", "submitted"]);
     }
 
     #[test]
