@@ -170,7 +170,7 @@ fn base_url(variable: &'static str, default: &str) -> Result<Url, UsageError> {
 
 fn downloader() -> Result<Downloader, UsageError> {
     let policy = config::retry_policy(&process_env)?;
-    Downloader::new(policy).map_err(|e| UsageError::new(e.to_string()))
+    Ok(Downloader::new(policy))
 }
 
 fn list(store: &ModelStore, all: bool, as_json: bool) {

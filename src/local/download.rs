@@ -8,6 +8,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use md5::Md5;
@@ -150,7 +151,10 @@ pub struct DownloadRequest<'a> {
 /// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Downloader {
-    client: reqwest::Client,
+    /// Built on the first download: building reads the system's
+    /// certificates, which the window's start-up need not wait for, and a
+    /// machine without them can still use the models it has.
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     policy: RetryPolicy,
 }
 
@@ -225,7 +229,25 @@ impl From<LocalError> for Failure {
 impl Downloader {
     /// A downloader retrying per `policy` (the app's shared one, so tests
     /// and users tune every retry with the same `CUTOUT_RETRY_*` knobs).
-    pub fn new(policy: RetryPolicy) -> Result<Downloader, LocalError> {
+    pub fn new(policy: RetryPolicy) -> Downloader {
+        Downloader {
+            client: Arc::default(),
+            policy,
+        }
+    }
+
+    /// The HTTP client, built the first time it is needed.
+    fn client(&self) -> Result<&reqwest::Client, LocalError> {
+        let built = self.client.get_or_init(|| {
+            Downloader::build_client(&self.policy)
+                .map_err(|e| format!("cannot start the HTTP client: {e}"))
+        });
+        built
+            .as_ref()
+            .map_err(|why| LocalError::Runtime(why.clone()))
+    }
+
+    fn build_client(policy: &RetryPolicy) -> reqwest::Result<reqwest::Client> {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             if attempt.previous().len() >= 10 {
                 attempt.error("too many redirects")
@@ -235,14 +257,12 @@ impl Downloader {
                 attempt.follow()
             }
         });
-        let client = reqwest::Client::builder()
+        reqwest::Client::builder()
             .user_agent(concat!("cutout/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(policy.read_timeout)
             .redirect(redirects)
             .build()
-            .map_err(|e| LocalError::Runtime(format!("cannot start the HTTP client: {e}")))?;
-        Ok(Downloader { client, policy })
     }
 
     /// Fetches `request.url` into `request.dest`, resuming a part file left
@@ -358,7 +378,7 @@ impl Downloader {
             Ok(meta) => meta.len(),
             Err(_) => 0,
         };
-        let mut builder = self.client.get(url.clone());
+        let mut builder = self.client()?.get(url.clone());
         if offset > 0 {
             builder = builder.header(RANGE, format!("bytes={offset}-"));
         }
@@ -873,7 +893,6 @@ pub(crate) mod tests {
             max_retry_after: Duration::from_secs(1),
             read_timeout: Duration::from_secs(60),
         })
-        .unwrap()
     }
 
     /// Bytes that look like nothing in particular, `len` long.

@@ -223,7 +223,7 @@ impl Local {
             engine: LocalEngine::shared(),
             store: shared_store(&data_dir),
             models_url,
-            downloader: Downloader::new(config.http.policy().clone())?,
+            downloader: Downloader::new(config.http.policy().clone()),
         })
     }
 

@@ -133,8 +133,8 @@ impl SessionHistory {
     /// runs left unfinished. Nothing here stops the window from opening: a
     /// history that cannot be used is said in a notice and the session goes
     /// on unrecorded. Opening and claiming take a few milliseconds (SQLite's
-    /// quick check and a few indexed queries), so they run here rather than
-    /// making the first frame wait on a thread.
+    /// quick check and a few indexed queries): part of the [`Groundwork`]
+    /// done while the window is being created.
     fn open(lookup: config::Lookup<'_>, notices: &mut Vec<Notice>) -> SessionHistory {
         let off = |why: String| {
             Notice::text(format!(
@@ -187,16 +187,29 @@ impl SessionHistory {
     }
 }
 
-impl CutoutApp {
-    /// Starts the engine and queues the files given on the command line.
-    /// Fails only when the machine cannot start threads or a TLS client.
-    pub fn new(ctx: &egui::Context, startup: Startup) -> anyhow::Result<Self> {
+/// The window's start-up work that needs no window: the engine's runtime,
+/// the HTTP clients (each reads the system's certificates), the job
+/// history. [`crate::ui::run`] does it on a thread while the window and its
+/// renderer are being created, so the first frame does not wait for both
+/// one after the other.
+pub struct Groundwork {
+    runtime: tokio::runtime::Runtime,
+    retry: crate::providers::RetryPolicy,
+    poll: crate::jobs::PollPolicy,
+    http: HttpClient,
+    history: SessionHistory,
+    notices: Vec<Notice>,
+}
+
+impl Groundwork {
+    /// Does the work. Fails only when the machine cannot start threads or a
+    /// TLS client.
+    pub fn prepare(env: &Env) -> anyhow::Result<Groundwork> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("cutout-engine")
             .enable_all()
             .build()?;
-        let env = startup.env;
         let lookup = |name: &str| env(name);
         let mut notices = Vec::new();
         let retry = config::retry_policy(&lookup).unwrap_or_else(|e| {
@@ -207,6 +220,39 @@ impl CutoutApp {
             notices.push(Notice::text(e.to_string()));
             Default::default()
         });
+        let http = HttpClient::new(retry.clone())?;
+        let history = SessionHistory::open(&lookup, &mut notices);
+        Ok(Groundwork {
+            runtime,
+            retry,
+            poll,
+            http,
+            history,
+            notices,
+        })
+    }
+}
+
+impl CutoutApp {
+    /// Starts the engine and queues the files given on the command line.
+    /// Fails only when the machine cannot start threads or a TLS client.
+    pub fn new(ctx: &egui::Context, startup: Startup) -> anyhow::Result<Self> {
+        let groundwork = Groundwork::prepare(&startup.env)?;
+        Ok(CutoutApp::with_groundwork(ctx, startup, groundwork))
+    }
+
+    /// [`new`](Self::new), with the work that needs no window done already.
+    pub fn with_groundwork(ctx: &egui::Context, startup: Startup, groundwork: Groundwork) -> Self {
+        let Groundwork {
+            runtime,
+            retry,
+            poll,
+            http,
+            history,
+            mut notices,
+        } = groundwork;
+        let env = startup.env;
+        let lookup = |name: &str| env(name);
         let local = LocalPanel::new(
             &lookup,
             retry.clone(),
@@ -216,10 +262,8 @@ impl CutoutApp {
                 move || ctx.request_repaint()
             }),
         );
-        let http = HttpClient::new(retry)?;
         let repaint = ctx.clone();
         let waker = Arc::new(move || repaint.request_repaint());
-        let history = SessionHistory::open(&lookup, &mut notices);
         let engine = {
             let _inside = runtime.enter();
             let config = EngineConfig {
@@ -260,7 +304,7 @@ impl CutoutApp {
         let welcome =
             Welcome::new(startup.offer_welcome && !prefs.settings().appearance.welcome_seen);
         let dirs = AppDirs::resolve(&lookup).map_err(|e| e.to_string());
-        Ok(CutoutApp {
+        CutoutApp {
             _runtime: runtime,
             engine,
             commands,
@@ -285,7 +329,7 @@ impl CutoutApp {
             title: String::new(),
             welcome,
             dirs,
-        })
+        }
     }
 
     /// Applies waiting engine events, at most [`EVENT_BUDGET`] per frame.

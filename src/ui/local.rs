@@ -547,13 +547,7 @@ impl LocalPanel {
                 return;
             }
         };
-        let downloader = match Downloader::new(self.retry.clone()) {
-            Ok(downloader) => downloader,
-            Err(why) => {
-                self.fetch_outcome = Some(Outcome::problem(why.to_string()));
-                return;
-            }
-        };
+        let downloader = Downloader::new(self.retry.clone());
         let cancel = CancellationToken::new();
         self.fetching = Some((model.id, cancel.clone()));
         self.fetch_outcome = None;
@@ -744,7 +738,7 @@ impl LocalPanel {
             return;
         };
         let prepared = RuntimeRelease::official(&base_url)
-            .and_then(|release| Downloader::new(self.retry.clone()).map(|d| (release, d)));
+            .map(|release| (release, Downloader::new(self.retry.clone())));
         let (release, downloader) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {

@@ -20,7 +20,7 @@ mod thumbnails;
 mod view_model;
 mod welcome;
 
-pub use app::{CutoutApp, Startup};
+pub use app::{CutoutApp, Groundwork, Startup};
 
 /// "the model…" → "The model…": messages built mid-sentence, shown as a
 /// line of their own.
@@ -93,11 +93,21 @@ pub fn run(startup: Startup) -> eframe::Result {
         ..Default::default()
     };
     let probe_first_frame = (startup.env)(FIRST_FRAME_PROBE_VAR).is_some_and(|v| v == "1");
+    // Creating the window and its renderer takes most of start-up and
+    // little of a second core: the rest is done beside it.
+    let env = std::sync::Arc::clone(&startup.env);
+    let groundwork = std::thread::Builder::new()
+        .name("cutout-start".to_owned())
+        .spawn(move || Groundwork::prepare(&env))
+        .map_err(|e| eframe::Error::AppCreation(e.into()))?;
     eframe::run_native(
         "Cutout",
         options,
         Box::new(move |cc| {
-            let app = CutoutApp::new(&cc.egui_ctx, startup)?;
+            let groundwork = groundwork
+                .join()
+                .map_err(|_| anyhow::anyhow!("Cutout's start-up thread stopped unexpectedly"))??;
+            let app = CutoutApp::with_groundwork(&cc.egui_ctx, startup, groundwork);
             Ok(if probe_first_frame {
                 Box::new(FirstFrameProbe::new(app))
             } else {
