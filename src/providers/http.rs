@@ -873,14 +873,55 @@ fn sent_keys(headers: &HeaderMap) -> Vec<String> {
 /// message would make it unreadable, and real keys are far longer.
 const MIN_HIDDEN_KEY_CHARS: usize = 8;
 
-/// `message` with every one of `keys` replaced by [`KEY_HIDDEN`].
+/// The fewest characters of a key's beginning hidden where a quoted body
+/// was cut (`…`) in the middle of the key.
+const MIN_HIDDEN_KEY_START_CHARS: usize = 4;
+
+/// `message` with every one of `keys` replaced by [`KEY_HIDDEN`], and the
+/// beginning of one left where a quote was cut short (`…`), since quoted
+/// bodies are cut before keys are looked for.
 pub fn hide_keys(mut message: String, keys: &[String]) -> String {
     for key in keys {
-        if key.len() >= MIN_HIDDEN_KEY_CHARS && message.contains(key.as_str()) {
+        if key.len() < MIN_HIDDEN_KEY_CHARS {
+            continue;
+        }
+        if message.contains(key.as_str()) {
             message = message.replace(key.as_str(), KEY_HIDDEN);
         }
+        message = hide_key_starts_at_cuts(message, key);
     }
     message
+}
+
+/// Replaces the longest beginning of `key` that ends right at a cut (`…`).
+fn hide_key_starts_at_cuts(message: String, key: &str) -> String {
+    let mut hidden = String::with_capacity(message.len());
+    let mut pieces = message.split('…').peekable();
+    while let Some(piece) = pieces.next() {
+        let cut_here = pieces.peek().is_some();
+        let start = if cut_here {
+            key.char_indices()
+                .map(|(i, _)| i)
+                .chain([key.len()])
+                .filter(|&end| key[..end].chars().count() >= MIN_HIDDEN_KEY_START_CHARS)
+                .rev()
+                .find(|&end| piece.ends_with(&key[..end]))
+                .map(|end| piece.len() - end)
+        } else {
+            None
+        };
+        match start {
+            Some(start) => {
+                hidden.push_str(&piece[..start]);
+                hidden.push_str(KEY_HIDDEN);
+            }
+            None => hidden.push_str(piece),
+        }
+        if cut_here {
+            hidden.push('…');
+        }
+    }
+    hidden
 }
 
 /// The first 200 characters of a body on one line, for messages.
@@ -980,6 +1021,23 @@ mod tests {
             hide_keys(message, &keys),
             "API Key invalid: [key hidden]; for [key hidden] and [key hidden] (Basic)"
         );
+    }
+
+    #[test]
+    fn regression_a_key_cut_in_half_by_a_quoted_body_leaves_no_part_of_it() {
+        let keys = vec!["rbg-secret-123456".to_owned()];
+        let body = format!("{{\"error\": \"{}rbg-secret-123456\"}}", "x".repeat(184));
+        let quoted = format!("not JSON: `{}`", snippet(body.as_bytes()));
+        assert!(
+            quoted.contains("rbg-s…"),
+            "the cut falls inside the key: {quoted}"
+        );
+        let hidden = hide_keys(quoted, &keys);
+        assert!(hidden.ends_with("x[key hidden]…`"), "{hidden}");
+        assert!(!hidden.contains("rbg-s"), "{hidden}");
+        // A cut elsewhere, or text that merely starts like a key, is kept.
+        assert_eq!(hide_keys("abc…".to_owned(), &keys), "abc…");
+        assert_eq!(hide_keys("rbg-secret".to_owned(), &keys), "rbg-secret");
     }
 
     #[test]
