@@ -245,10 +245,11 @@ const TURN_MESSAGES_MAX: usize = 256;
 /// a change is committed and published at once; in a busy batch the changes
 /// of this long share one commit, and their events wait at most this long.
 /// A batch of quick jobs otherwise spent more time committing (a dozen
-/// syscalls each, four or five per job) than sending pictures. A job that
-/// ended is committed without waiting, with whatever came with it: its
-/// result is already in place, and a run killed before the commit would do
-/// the job again on resume. Facts that decide whether a job is paid for are
+/// syscalls each, four or five per job) than sending pictures. Jobs that
+/// joined the queue or ended are committed without waiting, with whatever
+/// came with them: a run killed before the commit would not know, on
+/// resume, of a job the user added, or would do again one whose result is
+/// already in place. Facts that decide whether a job is paid for are
 /// committed at once as well (see [`JobStore::record_changed`]).
 const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -272,7 +273,8 @@ pub struct Engine {
     pending_events: Vec<Event>,
     /// When the history was last committed and events published.
     last_commit: Instant,
-    /// A job ended since: commit without waiting for [`COMMIT_INTERVAL`].
+    /// A job joined the queue or ended since: commit without waiting for
+    /// [`COMMIT_INTERVAL`].
     commit_soon: bool,
     /// The batch that jobs being added belong to in the history.
     batch: Option<u64>,
@@ -578,6 +580,7 @@ impl Engine {
         };
         self.jobs.insert(id, entry);
         self.persist(id, Persist::Added);
+        self.commit_soon = true;
         self.publish(Event::Added(job));
         if let Some(reason) = rejection {
             self.refuse(id, reason.to_string());
@@ -610,6 +613,7 @@ impl Engine {
         };
         self.jobs.insert(id, entry);
         self.persist(id, Persist::Added);
+        self.commit_soon = true;
         self.publish(Event::Added(job));
         if resume {
             self.schedule(id);
@@ -1529,6 +1533,14 @@ mod tests {
     }
 
     fn start(provider: Arc<Scripted>, concurrency: usize) -> EngineHandle {
+        start_recording(provider, concurrency, None)
+    }
+
+    fn start_recording(
+        provider: Arc<Scripted>,
+        concurrency: usize,
+        store: Option<JobStore>,
+    ) -> EngineHandle {
         let config = EngineConfig {
             poll: PollPolicy {
                 initial_interval: Duration::from_millis(1),
@@ -1537,10 +1549,12 @@ mod tests {
             },
             concurrency: [(ProviderId::Removit, concurrency)].into(),
         };
-        Engine::spawn(
+        Engine::spawn_recording(
             vec![provider],
-            HttpClient::new(RetryPolicy::default()).unwrap(),
+            HttpClient::new(RetryPolicy::default()),
             config,
+            Arc::new(|| {}),
+            store,
         )
     }
 
@@ -1572,6 +1586,19 @@ mod tests {
                 allow_downscale: false,
             },
         }
+    }
+
+    /// Adds `jobs`, starts them and runs until every one has ended, checking
+    /// that each is done.
+    async fn run_all_to_done(handle: &mut EngineHandle, jobs: Vec<NewJob>) {
+        handle.send(Command::Add(jobs));
+        handle.send(Command::Start);
+        let jobs = until_idle(handle).await;
+        assert!(
+            jobs.values()
+                .all(|j| matches!(j.state, JobState::Done { .. })),
+            "{jobs:?}"
+        );
     }
 
     /// Runs until every job has ended, returning the last state of each.
@@ -1649,13 +1676,7 @@ mod tests {
         let jobs = (0..6)
             .map(|i| new_job(dir.path(), &format!("{i}.png")))
             .collect();
-        handle.send(Command::Add(jobs));
-        handle.send(Command::Start);
-        let jobs = until_idle(&mut handle).await;
-        assert!(
-            jobs.values()
-                .all(|j| matches!(j.state, JobState::Done { .. }))
-        );
+        run_all_to_done(&mut handle, jobs).await;
         assert_eq!(provider.max_in_flight.load(Ordering::SeqCst), 2);
         let outputs = std::fs::read_dir(dir.path().join("out")).unwrap().count();
         assert_eq!(outputs, 6);
@@ -1671,13 +1692,7 @@ mod tests {
         let mut handle = start(Arc::clone(&provider), 1);
         let names: Vec<String> = (0..8).map(|i| format!("{i}.png")).collect();
         let jobs = names.iter().map(|name| new_job(dir.path(), name)).collect();
-        handle.send(Command::Add(jobs));
-        handle.send(Command::Start);
-        let jobs = until_idle(&mut handle).await;
-        assert!(
-            jobs.values()
-                .all(|j| matches!(j.state, JobState::Done { .. }))
-        );
+        run_all_to_done(&mut handle, jobs).await;
         assert_eq!(*provider.submitted.lock().unwrap(), names);
     }
 
@@ -1691,22 +1706,7 @@ mod tests {
         let history = crate::jobs::store::History::open(&path).unwrap();
         let mut scripted = Scripted::new(vec![], vec![]);
         scripted.submit_delay = Duration::from_millis(5);
-        let provider = Arc::new(scripted);
-        let config = EngineConfig {
-            poll: PollPolicy {
-                initial_interval: Duration::from_millis(1),
-                max_interval: Duration::from_millis(2),
-                deadline: None,
-            },
-            concurrency: [(ProviderId::Removit, 3)].into(),
-        };
-        let mut handle = Engine::spawn_recording(
-            vec![provider],
-            HttpClient::new(RetryPolicy::default()).unwrap(),
-            config,
-            Arc::new(|| {}),
-            Some(store),
-        );
+        let mut handle = start_recording(Arc::new(scripted), 3, Some(store));
         let jobs = (0..6)
             .map(|i| new_job(dir.path(), &format!("{i}.png")))
             .collect();
