@@ -194,5 +194,5 @@ fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
 
 fn http_client() -> Result<HttpClient, UsageError> {
     let policy = config::retry_policy(&process_env)?;
-    HttpClient::new(policy).map_err(|e| UsageError::new(e.to_string()))
+    Ok(HttpClient::new(policy))
 }

@@ -3,6 +3,7 @@
 //! provider's key. Providers only build requests and parse bodies.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -397,24 +398,33 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The shared client. Cheap to clone.
+/// The shared client. Cheap to clone; clones share the underlying clients.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
+    /// Built on first use and shared by every clone: building reads the
+    /// system's certificates (tens of milliseconds per client), which
+    /// neither the window's first frame nor a batch's first event should
+    /// wait for, and a machine without them can still run the local engine.
+    clients: Arc<OnceLock<Result<Clients, String>>>,
+    policy: RetryPolicy,
+}
+
+#[derive(Debug)]
+struct Clients {
     /// For provider APIs: redirects stay on the same host, so headers such as
     /// `X-Api-Key` (which reqwest does not strip) never reach another host.
     api: reqwest::Client,
     /// For result downloads: follows redirects (CDNs use them) and is never
     /// given credentials.
     download: reqwest::Client,
-    policy: RetryPolicy,
 }
 
 const USER_AGENT: &str = concat!("cutout/", env!("CARGO_PKG_VERSION"));
 
-impl HttpClient {
-    /// Builds the clients. A stalled connection times out after
-    /// `read_timeout`, but a long upload that keeps moving does not.
-    pub fn new(policy: RetryPolicy) -> Result<Self, ProviderError> {
+impl Clients {
+    /// A stalled connection times out after `read_timeout`, but a long
+    /// upload that keeps moving does not.
+    fn build(policy: &RetryPolicy) -> reqwest::Result<Clients> {
         let same_host = reqwest::redirect::Policy::custom(|attempt| {
             let first = attempt
                 .previous()
@@ -436,18 +446,37 @@ impl HttpClient {
                 .connect_timeout(Duration::from_secs(15))
                 .read_timeout(policy.read_timeout)
         };
-        let build_error =
-            |e: reqwest::Error| ProviderError::Config(format!("cannot start the HTTP client: {e}"));
-        Ok(HttpClient {
-            api: builder().redirect(same_host).build().map_err(build_error)?,
-            download: builder().build().map_err(build_error)?,
-            policy,
+        Ok(Clients {
+            api: builder().redirect(same_host).build()?,
+            download: builder().build()?,
         })
+    }
+}
+
+impl HttpClient {
+    /// A client retrying per `policy`; see [`Clients::build`] for its
+    /// timeouts.
+    pub fn new(policy: RetryPolicy) -> Self {
+        HttpClient {
+            clients: Arc::default(),
+            policy,
+        }
+    }
+
+    /// The clients, built the first time they are needed.
+    fn clients(&self) -> Result<&Clients, ProviderError> {
+        self.clients
+            .get_or_init(|| {
+                Clients::build(&self.policy)
+                    .map_err(|e| format!("cannot start the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|why| ProviderError::Config(why.clone()))
     }
 
     /// The client to build provider API requests with.
-    pub fn api(&self) -> &reqwest::Client {
-        &self.api
+    pub fn api(&self) -> Result<&reqwest::Client, ProviderError> {
+        Ok(&self.clients()?.api)
     }
 
     /// The retry policy in force.
@@ -649,12 +678,8 @@ impl HttpClient {
         };
         file.set_len(0).await.map_err(io_error)?;
         file.rewind().await.map_err(io_error)?;
-        let mut response = self
-            .download
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(network)?;
+        let download = &self.clients().map_err(|e| (e, None))?.download;
+        let mut response = download.get(url.clone()).send().await.map_err(network)?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry_after(response.headers());
@@ -1178,7 +1203,7 @@ mod tests {
         .await;
         let http = crate::providers::test_support::fast_http();
         let body = http
-            .send_for_json(call(Replay::Always), || Ok(http.api().get(url.clone())))
+            .send_for_json(call(Replay::Always), || Ok(http.api()?.get(url.clone())))
             .await
             .unwrap();
         assert_eq!(&body[..], br#"{"status":"done"}"#);
@@ -1190,7 +1215,7 @@ mod tests {
         let (url, calls) = scripted(vec![CUT_SHORT]).await;
         let http = crate::providers::test_support::fast_http();
         let error = http
-            .send_for_json(call(Replay::Always), || Ok(http.api().get(url.clone())))
+            .send_for_json(call(Replay::Always), || Ok(http.api()?.get(url.clone())))
             .await
             .unwrap_err();
         assert!(
@@ -1225,7 +1250,7 @@ mod tests {
             let http = crate::providers::test_support::fast_http();
             let error = http
                 .send_for_json(call(Replay::WhenUnprocessed), || {
-                    Ok(http.api().post(url.clone()))
+                    Ok(http.api()?.post(url.clone()))
                 })
                 .await
                 .unwrap_err();

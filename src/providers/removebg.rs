@@ -218,7 +218,7 @@ impl RemoveBg {
             .send(ACCOUNT, || {
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .get(self.account_url.clone())
                     .header(API_KEY_HEADER, self.key.clone()))
             })
@@ -288,7 +288,7 @@ impl Provider for RemoveBg {
                 }
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .post(self.url.clone())
                     .header(API_KEY_HEADER, self.key.clone())
                     .multipart(form))

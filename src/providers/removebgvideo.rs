@@ -230,7 +230,7 @@ impl RemoveBgVideo {
             .send_json(USAGE, || {
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .get(url.clone())
                     .header(API_KEY_HEADER, self.key.clone()))
             })
@@ -266,7 +266,7 @@ impl RemoveBgVideo {
                     })?;
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .post(url.clone())
                     .header(API_KEY_HEADER, self.key.clone())
                     .multipart(Form::new().part("file", part)))
@@ -313,7 +313,7 @@ impl Provider for RemoveBgVideo {
             .send_json(CREATE, || {
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .post(jobs_url.clone())
                     .header(API_KEY_HEADER, self.key.clone())
                     .json(&body))
@@ -349,7 +349,7 @@ impl Provider for RemoveBgVideo {
             .send_json(STATUS, || {
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .get(url.clone())
                     .header(API_KEY_HEADER, self.key.clone()))
             })
@@ -379,7 +379,7 @@ impl RemoveBgVideo {
             .send(START, || {
                 Ok(self
                     .http
-                    .api()
+                    .api()?
                     .post(start_url.clone())
                     .header(API_KEY_HEADER, self.key.clone())
                     .json(&serde_json::json!({})))
@@ -423,7 +423,7 @@ pub(super) async fn check_health(
 ) -> Result<HealthReport, ProviderError> {
     let url = endpoint_url(base, "health");
     let answer: HealthAnswer = http
-        .send_json(HEALTH, || Ok(http.api().get(url.clone())))
+        .send_json(HEALTH, || Ok(http.api()?.get(url.clone())))
         .await?;
     Ok(health_report(answer))
 }

@@ -374,7 +374,7 @@ impl Removit {
         let outcome = self
             .http
             .send(call, || {
-                Ok(self.authorized(self.http.api().get(url.clone())))
+                Ok(self.authorized(self.http.api()?.get(url.clone())))
             })
             .await;
         match outcome {
@@ -417,7 +417,7 @@ impl Removit {
                         form.text(*key, value.clone())
                     })
                     .part("file", file.part()?);
-                Ok(self.authorized(self.http.api().post(url.clone()).multipart(form)))
+                Ok(self.authorized(self.http.api()?.post(url.clone()).multipart(form)))
             })
             .await
     }
@@ -451,7 +451,7 @@ impl Provider for Removit {
                 let url = endpoint_url(&self.base, "api/v1/upload");
                 self.http
                     .send_for_json(upload_call(), || {
-                        Ok(self.authorized(self.http.api().post(url.clone()).json(&body)))
+                        Ok(self.authorized(self.http.api()?.post(url.clone()).json(&body)))
                     })
                     .await?
             }
@@ -476,7 +476,7 @@ impl Provider for Removit {
         let answer = self
             .http
             .send_for_json(call, || {
-                Ok(self.authorized(self.http.api().get(url.clone())))
+                Ok(self.authorized(self.http.api()?.get(url.clone())))
             })
             .await?;
         parse_status(&answer, &request.options)

@@ -58,7 +58,6 @@ pub(crate) fn fast_http() -> HttpClient {
         max_delay: Duration::from_millis(1),
         ..RetryPolicy::default()
     })
-    .unwrap()
 }
 
 /// A provider configuration with these base URLs and credentials and

@@ -587,7 +587,7 @@ impl Uploadcare {
         )?;
         let mut builder = self
             .http
-            .api()
+            .api()?
             .request(method.clone(), url.clone())
             .header(ACCEPT, ACCEPT_V07)
             .header(CONTENT_TYPE, JSON)
@@ -641,7 +641,7 @@ impl Uploadcare {
         };
         self.http
             .send_for_json(call, || {
-                Ok(self.http.api().post(url.clone()).multipart(form()?))
+                Ok(self.http.api()?.post(url.clone()).multipart(form()?))
             })
             .await
     }
@@ -697,7 +697,7 @@ impl Uploadcare {
             tokio::time::sleep(wait).await;
             let answer = self
                 .http
-                .send_for_json(call, || Ok(self.http.api().get(status_url.clone())))
+                .send_for_json(call, || Ok(self.http.api()?.get(status_url.clone())))
                 .await?;
             let word = match parse_from_url_status(&answer)? {
                 FetchStatus::Done(uuid) => return Ok(uuid),

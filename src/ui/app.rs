@@ -187,9 +187,8 @@ impl SessionHistory {
     }
 }
 
-/// The window's start-up work that needs no window: the engine's runtime,
-/// the HTTP clients (each reads the system's certificates), the job
-/// history. [`crate::ui::run`] does it on a thread while the window and its
+/// The window's start-up work that needs no window: the engine's runtime
+/// and the job history. [`crate::ui::run`] does it on a thread while the window and its
 /// renderer are being created, so the first frame does not wait for both
 /// one after the other.
 pub struct Groundwork {
@@ -202,8 +201,7 @@ pub struct Groundwork {
 }
 
 impl Groundwork {
-    /// Does the work. Fails only when the machine cannot start threads or a
-    /// TLS client.
+    /// Does the work. Fails only when the machine cannot start threads.
     pub fn prepare(env: &Env) -> anyhow::Result<Groundwork> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -220,7 +218,7 @@ impl Groundwork {
             notices.push(Notice::text(e.to_string()));
             Default::default()
         });
-        let http = HttpClient::new(retry.clone())?;
+        let http = HttpClient::new(retry.clone());
         let history = SessionHistory::open(&lookup, &mut notices);
         Ok(Groundwork {
             runtime,
@@ -235,7 +233,7 @@ impl Groundwork {
 
 impl CutoutApp {
     /// Starts the engine and queues the files given on the command line.
-    /// Fails only when the machine cannot start threads or a TLS client.
+    /// Fails only when the machine cannot start threads.
     pub fn new(ctx: &egui::Context, startup: Startup) -> anyhow::Result<Self> {
         let groundwork = Groundwork::prepare(&startup.env)?;
         Ok(CutoutApp::with_groundwork(ctx, startup, groundwork))

@@ -1346,7 +1346,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let engine = {
                 let _inside = runtime.enter();
-                let http = HttpClient::new(RetryPolicy::default()).unwrap();
+                let http = HttpClient::new(RetryPolicy::default());
                 Engine::spawn(Vec::new(), http, EngineConfig::default())
             };
             let settings = JobSettings {

@@ -705,7 +705,7 @@ pub(crate) fn test_setup(
         .enable_all()
         .build()
         .unwrap();
-    let http = HttpClient::new(providers::RetryPolicy::default()).unwrap();
+    let http = HttpClient::new(providers::RetryPolicy::default());
     let engine = {
         let _inside = runtime.enter();
         crate::jobs::Engine::spawn(
